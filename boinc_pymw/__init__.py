@@ -1,0 +1,33 @@
+"""boinc-pymw: one master-worker API from a laptop to BOINC volunteers.
+
+    from boinc_pymw import Master
+    with Master(interface="multicore", workers=4) as master:
+        print(list(master.map(pow, range(10), range(10))))
+
+Heavy parts (database, MPI, HTCondor) are imported only when used.
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["Master", "add_arguments", "TaskError", "WorkerLost", "checkpoint", "restore", "__version__"]
+
+_LAZY = {
+    "Master": ("boinc_pymw.master", "Master"),
+    "add_arguments": ("boinc_pymw.master", "add_arguments"),
+    "TaskError": ("boinc_pymw.errors", "TaskError"),
+    "WorkerLost": ("boinc_pymw.errors", "WorkerLost"),
+    "checkpoint": ("boinc_pymw.checkpoint", "checkpoint"),
+    "restore": ("boinc_pymw.checkpoint", "restore"),
+}
+
+
+def __getattr__(name):
+    try:
+        module_name, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'boinc_pymw' has no attribute {name!r}") from None
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), attr)
+    globals()[name] = value
+    return value

@@ -1,0 +1,1 @@
+"""Sample configuration files (config.xml fragments, project settings)."""

@@ -1,0 +1,1 @@
+"""Ready BOINC daemons (validators, assimilators) built on boinc_pymw.boinc."""

@@ -1,0 +1,1 @@
+"""The pipeline that builds the portable, BOINC-API-linked Python runtime."""

@@ -1,0 +1,1 @@
+"""Sources of the small C++ launcher BOINC starts as the app's main program."""
