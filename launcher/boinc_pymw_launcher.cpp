@@ -1,0 +1,82 @@
+// boinc_pymw_launcher: the main program of a boinc-pymw app version.
+//
+// BOINC starts it with the slot directory as working directory. It
+//   1. resolves the logical name python_runtime.zip through the slot's
+//      soft-link file to the runtime archive in the project directory,
+//   2. unpacks that archive once, next to itself (runtime_archive.hpp),
+//   3. reads boinc_pymw_runtime.cfg from the runtime (runtime_config.hpp),
+//   4. runs <runtime>/<interpreter> <cfg args> <our own args> with no shell
+//      in between (run_child.hpp) and ends with the interpreter's status.
+// Options of its own, removed before the rest is passed on:
+//   --launcher-runtime=NAME   logical name of the runtime archive
+// A missing or broken file ends it with a message on stderr and status 2.
+#include <cstdio>
+#include <string>
+
+#include "platform.hpp"
+#include "run_child.hpp"
+#include "runtime_archive.hpp"
+#include "runtime_config.hpp"
+#include "soft_link.hpp"
+
+namespace launcher {
+
+constexpr const char* kDefaultRuntimeName = "python_runtime.zip";
+constexpr int kLaunchFailedStatus = 2;
+
+int launch(const std::vector<native_string>& argv) {
+    const native_string runtime_option = native_from_utf8("--launcher-runtime=");
+    std::string runtime_name = kDefaultRuntimeName;
+    std::vector<native_string> passed_on;
+    for (size_t i = 1; i < argv.size(); ++i) {
+        if (argv[i].compare(0, runtime_option.size(), runtime_option) == 0)
+            runtime_name = utf8_from_path(fs::path(argv[i].substr(runtime_option.size())));
+        else
+            passed_on.push_back(argv[i]);
+    }
+
+    fs::path slot_dir = fs::current_path();
+    fs::path archive = resolve_logical_name(slot_dir, runtime_name);
+    fs::path runtime_dir = ensure_unpacked(archive);
+    fs::path config_path = runtime_dir / kRuntimeConfigName;
+    if (!fs::is_regular_file(config_path))
+        throw LaunchError("the runtime archive '" + runtime_name + "' has no " + kRuntimeConfigName);
+    RuntimeConfig config = read_runtime_config(config_path);
+
+    fs::path interpreter = (runtime_dir / fs::path(native_from_utf8(config.interpreter))).lexically_normal();
+    interpreter.make_preferred();
+    if (!fs::is_regular_file(interpreter))
+        throw LaunchError("interpreter '" + config.interpreter + "' named in " + kRuntimeConfigName +
+                          " is missing from the runtime " + utf8_from_path(runtime_dir));
+
+    std::vector<native_string> args;
+    for (const std::string& arg : config.args) args.push_back(native_from_utf8(arg));
+    args.insert(args.end(), passed_on.begin(), passed_on.end());
+    return run_child(interpreter, args);
+}
+
+int main_guarded(const std::vector<native_string>& argv) {
+    try {
+        return launch(argv);
+    } catch (const LaunchError& error) {
+        std::fprintf(stderr, "boinc_pymw_launcher: error: %s\n", error.what());
+    } catch (const fs::filesystem_error& error) {
+        std::fprintf(stderr, "boinc_pymw_launcher: error: %s\n", error.what());
+    } catch (const std::exception& error) {
+        std::fprintf(stderr, "boinc_pymw_launcher: unexpected error: %s\n", error.what());
+    }
+    std::fflush(stderr);
+    return kLaunchFailedStatus;
+}
+
+}  // namespace launcher
+
+#ifdef _WIN32
+int wmain(int argc, wchar_t** argv) {
+    return launcher::main_guarded(std::vector<launcher::native_string>(argv, argv + argc));
+}
+#else
+int main(int argc, char** argv) {
+    return launcher::main_guarded(std::vector<launcher::native_string>(argv, argv + argc));
+}
+#endif

@@ -1,0 +1,112 @@
+#include "run_child.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <unistd.h>
+#endif
+
+namespace launcher {
+
+std::wstring quote_windows_argument(const std::wstring& arg) {
+    if (!arg.empty() && arg.find_first_of(L" \t\n\v\"") == std::wstring::npos) return arg;
+    std::wstring quoted = L"\"";
+    for (size_t i = 0;; ++i) {
+        size_t backslashes = 0;
+        while (i < arg.size() && arg[i] == L'\\') {
+            ++i;
+            ++backslashes;
+        }
+        if (i == arg.size()) {
+            // Before the closing quote every backslash must be doubled.
+            quoted.append(backslashes * 2, L'\\');
+            break;
+        }
+        if (arg[i] == L'"') {
+            quoted.append(backslashes * 2 + 1, L'\\');
+            quoted.push_back(L'"');
+        } else {
+            quoted.append(backslashes, L'\\');
+            quoted.push_back(arg[i]);
+        }
+    }
+    quoted.push_back(L'"');
+    return quoted;
+}
+
+#ifdef _WIN32
+
+namespace {
+
+std::string last_error_text() {
+    DWORD code = GetLastError();
+    wchar_t* message = nullptr;
+    FormatMessageW(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM |
+                       FORMAT_MESSAGE_IGNORE_INSERTS,
+                   nullptr, code, 0, reinterpret_cast<wchar_t*>(&message), 0, nullptr);
+    std::string text = "error " + std::to_string(code);
+    if (message) {
+        text += ": " + utf8_from_path(fs::path(message));
+        LocalFree(message);
+    }
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    return text;
+}
+
+}  // namespace
+
+int run_child(const fs::path& program, const std::vector<native_string>& args) {
+    std::wstring command_line = quote_windows_argument(program.native());
+    for (const std::wstring& arg : args) command_line += L" " + quote_windows_argument(arg);
+
+    // The child must not outlive us: BOINC ends an app by terminating the
+    // process it started, which is the launcher.
+    HANDLE job = CreateJobObjectW(nullptr, nullptr);
+    if (job) {
+        JOBOBJECT_EXTENDED_LIMIT_INFORMATION limits = {};
+        limits.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+        SetInformationJobObject(job, JobObjectExtendedLimitInformation, &limits, sizeof limits);
+    }
+
+    STARTUPINFOW startup = {};
+    startup.cb = sizeof startup;
+    startup.dwFlags = STARTF_USESTDHANDLES;
+    startup.hStdInput = GetStdHandle(STD_INPUT_HANDLE);
+    startup.hStdOutput = GetStdHandle(STD_OUTPUT_HANDLE);
+    startup.hStdError = GetStdHandle(STD_ERROR_HANDLE);
+    PROCESS_INFORMATION process = {};
+    std::vector<wchar_t> writable(command_line.begin(), command_line.end());
+    writable.push_back(L'\0');
+    if (!CreateProcessW(program.c_str(), writable.data(), nullptr, nullptr, TRUE,
+                        CREATE_SUSPENDED, nullptr, nullptr, &startup, &process))
+        throw LaunchError("cannot start " + utf8_from_path(program) + " (" + last_error_text() + ")");
+    if (job) AssignProcessToJobObject(job, process.hProcess);  // may fail if we are in a job already
+    ResumeThread(process.hThread);
+    CloseHandle(process.hThread);
+    WaitForSingleObject(process.hProcess, INFINITE);
+    DWORD exit_code = 1;
+    GetExitCodeProcess(process.hProcess, &exit_code);
+    CloseHandle(process.hProcess);
+    if (job) CloseHandle(job);
+    return static_cast<int>(exit_code);
+}
+
+#else
+
+int run_child(const fs::path& program, const std::vector<native_string>& args) {
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(program.c_str()));
+    for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    std::fflush(stdout);
+    std::fflush(stderr);
+    execv(program.c_str(), argv.data());
+    throw LaunchError("cannot start " + program.native() + " (" + std::strerror(errno) + ")");
+}
+
+#endif
+
+}  // namespace launcher
