@@ -1,1 +1,63 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures.
+
+BOINC server fixtures (real MariaDB at 127.0.0.1:3306 as root, see
+scripts/setup.sh):
+
+* ``mariadb`` (session): checks the server answers; fails with a clear
+  message otherwise.
+* ``boinc_project`` (function): a fresh throw-away project directory under
+  tmp_path with its own database (unique name), dropped afterwards. It is a
+  :class:`boinc_pymw.boinc.testing.ThrowawayProject`; use
+  ``boinc_pymw.boinc.testing.add_app/add_user/add_host/...`` to fill it.
+* ``make_boinc_project`` (function): a factory ``make(**config)`` for tests
+  that need several projects or non-default config; all dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+
+_db_counter = itertools.count()
+
+
+def unique_db_name(prefix: str = "pymw_test") -> str:
+    return f"{prefix}_{os.getpid()}_{next(_db_counter)}"
+
+
+@pytest.fixture(scope="session")
+def mariadb():
+    from boinc_pymw.boinc.db import Database, DatabaseError
+
+    server = Database("information_schema", host="127.0.0.1", user="root", passwd="",
+                      connect_timeout=5)
+    try:
+        server.query("SELECT 1")
+    except DatabaseError as exc:
+        pytest.fail(f"MariaDB at 127.0.0.1:3306 is needed (run scripts/setup.sh): {exc}")
+    finally:
+        server.close()
+    return ("127.0.0.1", 3306)
+
+
+@pytest.fixture
+def make_boinc_project(mariadb, tmp_path):
+    from boinc_pymw.boinc.testing import make_project
+
+    made = []
+
+    def make(name: str = "proj", **config):
+        project = make_project(tmp_path / name, unique_db_name(), **config)
+        made.append(project)
+        return project
+
+    yield make
+    for project in made:
+        project.drop()
+
+
+@pytest.fixture
+def boinc_project(make_boinc_project):
+    return make_boinc_project()

@@ -1,2 +1,21 @@
 """Python bindings for a BOINC project's server side: config, database,
-upload/download hierarchy, templates, create-work, signing and daemons."""
+upload/download hierarchy, templates, create-work, signing and daemons.
+
+Start from :class:`Project`::
+
+    from boinc_pymw.boinc import Project
+    project = Project()              # $BOINC_PROJECT_DIR, then ., then ..
+    project.config.upload_dir        # typed config.xml (ProjectConfig)
+    project.db.query("SELECT id, name FROM app")
+    project.download_path("in.dat")  # the fan-out hierarchy (dir_hier_path)
+"""
+
+from .config import ConfigError, Daemon, ProjectConfig, Task
+from .db import Database, DatabaseError
+from .hierarchy import dir_hier_path, dir_hier_url
+from .project import Project, find_project_dir
+
+__all__ = [
+    "ConfigError", "Daemon", "Database", "DatabaseError", "Project", "ProjectConfig",
+    "Task", "dir_hier_path", "dir_hier_url", "find_project_dir",
+]
