@@ -9,13 +9,16 @@ Heavy parts (database, MPI, HTCondor) are imported only when used.
 
 __version__ = "0.1.0"
 
-__all__ = ["Master", "add_arguments", "TaskError", "WorkerLost", "checkpoint", "restore", "__version__"]
+__all__ = ["Master", "add_arguments", "TaskError", "WorkerLost", "TaskTimeout",
+           "as_completed", "checkpoint", "restore", "__version__"]
 
 _LAZY = {
     "Master": ("boinc_pymw.master", "Master"),
     "add_arguments": ("boinc_pymw.master", "add_arguments"),
     "TaskError": ("boinc_pymw.errors", "TaskError"),
     "WorkerLost": ("boinc_pymw.errors", "WorkerLost"),
+    "TaskTimeout": ("boinc_pymw.errors", "TaskTimeout"),
+    "as_completed": ("boinc_pymw.progress", "as_completed"),
     "checkpoint": ("boinc_pymw.checkpoint", "checkpoint"),
     "restore": ("boinc_pymw.checkpoint", "restore"),
 }
