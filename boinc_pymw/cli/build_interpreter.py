@@ -1,0 +1,55 @@
+"""``boinc_pymw build-interpreter``: build the portable runtime volunteers run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import BoincPymwError
+
+COMMAND = "build-interpreter"
+HELP = "build the portable Python runtime (interpreter + boinc module + worker) for a platform"
+
+PLATFORMS = ("x86_64-pc-linux-gnu", "windows_x86_64")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--platform", required=True, choices=PLATFORMS,
+                        help="BOINC platform name of the runtime")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="directory to write the unpacked runtime to (packed: OUT.zip)")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB ({n} bytes)"
+
+
+def _tree_bytes(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def run(args) -> int:
+    if args.platform == "x86_64-pc-linux-gnu":
+        from boinc_pymw.interpreter_build.linux import build_linux_runtime
+
+        build = build_linux_runtime(args.out)
+        print(f"runtime {build.platform} in {build.directory}")
+        print(f"interpreter: {build.interpreter}")
+        print(f"unpacked: {_size(build.unpacked_bytes)}")
+        print(f"packed:   {_size(build.packed_bytes)} ({build.archive})")
+        return 0
+    try:
+        from boinc_pymw.interpreter_build.windows import build_windows_runtime
+    except ImportError as exc:
+        raise BoincPymwError(f"the Windows runtime builder is not available: {exc}") from None
+    result = build_windows_runtime(args.out)
+    out = Path(args.out)
+    print(f"runtime {args.platform} in {out}")
+    print(f"unpacked: {_size(_tree_bytes(out))}")
+    archive = getattr(result, "archive", None)
+    if archive is None and isinstance(result, (str, Path)) and Path(result).is_file():
+        archive = Path(result)
+    if archive is not None and Path(archive).is_file():
+        print(f"packed:   {_size(Path(archive).stat().st_size)} ({archive})")
+    return 0

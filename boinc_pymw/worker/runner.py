@@ -1,0 +1,125 @@
+"""``python -m boinc_pymw.worker``: run the one task described by input.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from .. import checkpoint as checkpoint_module
+from ..checkpoint import save_atomically
+from .boinc_runtime import is_real, load_boinc, resolve_path
+from .codec import JobFormatError, resolve_reference
+
+DEFAULT_CODE_NAME = "app_code.zip"
+RUNTIME_FAILURE = 1
+
+
+class WorkerFailure(Exception):
+    """The job itself is broken (not the task): reported on stderr, non-zero exit."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m boinc_pymw.worker",
+                                     description="Run one boinc_pymw task from a JSON job file.")
+    parser.add_argument("--input", default="input.json",
+                        help="job file (a BOINC logical name or a path; default input.json)")
+    parser.add_argument("--output", default="output.json",
+                        help="result file (a BOINC logical name or a path; default output.json)")
+    parser.add_argument("--code", action="append", default=[],
+                        help="zip or directory of the app's own code to put on sys.path "
+                             f"(repeatable; default {DEFAULT_CODE_NAME} when present)")
+    parser.add_argument("--checkpoint-dir", default=".",
+                        help="where this task's checkpoint lives (default: the slot / cwd)")
+    return parser
+
+
+def read_job(path: Path) -> dict:
+    try:
+        job = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise WorkerFailure(f"input file {path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise WorkerFailure(f"input file {path} is not valid JSON: {exc}") from None
+    if not isinstance(job, dict) or not isinstance(job.get("function"), str):
+        raise WorkerFailure(f"input file {path} has no \"function\": \"module:qualname\" entry")
+    args, kwargs = job.get("args", []), job.get("kwargs", {})
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise WorkerFailure(f"input file {path}: \"args\" must be a list and \"kwargs\" an object")
+    return {"function": job["function"], "args": args, "kwargs": kwargs}
+
+
+def add_code_paths(boinc_module, names: list[str]) -> None:
+    """Put the app version's own code on sys.path (explicit names must exist)."""
+    explicit = bool(names)
+    for name in names or [DEFAULT_CODE_NAME]:
+        path = resolve_path(boinc_module, name)
+        if not path.exists():
+            if explicit:
+                raise WorkerFailure(f"code path {name} ({path}) does not exist")
+            continue
+        sys.path.insert(0, str(path.resolve()))
+
+
+def import_function(reference: str):
+    try:
+        fn = resolve_reference(reference)
+    except JobFormatError as exc:
+        raise WorkerFailure(str(exc)) from None
+    except (ImportError, AttributeError) as exc:
+        raise WorkerFailure(f"cannot import task function {reference}: "
+                            f"{type(exc).__name__}: {exc}") from None
+    if not callable(fn):
+        raise WorkerFailure(f"task function {reference} is not callable")
+    return fn
+
+
+def _type_name(exc: BaseException) -> str:
+    cls = type(exc)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def run_task(fn, job: dict) -> dict:
+    """Call the task; its exception is part of the answer."""
+    try:
+        value = fn(*job["args"], **job["kwargs"])
+    except Exception as exc:
+        return {"ok": False, "error": {
+            "type": _type_name(exc),
+            "message": str(exc),
+            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        }}
+    return {"ok": True, "value": value}
+
+
+def encode_output(document: dict) -> bytes:
+    try:
+        return json.dumps(document).encode()
+    except (TypeError, ValueError) as exc:
+        raise WorkerFailure(f"the task's result is not JSON data: {exc}") from None
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    boinc = load_boinc()
+    boinc.init()
+    try:
+        job = read_job(resolve_path(boinc, args.input))
+        add_code_paths(boinc, args.code)
+        fn = import_function(job["function"])
+        output_path = resolve_path(boinc, args.output)
+        policy = checkpoint_module.BoincPolicy(boinc) if is_real(boinc) else None
+        boinc.fraction_done(0.0)
+        with checkpoint_module.task_context(Path(args.checkpoint_dir), policy=policy):
+            document = run_task(fn, job)
+        save_atomically(output_path, encode_output(document))
+    except (WorkerFailure, OSError) as exc:
+        print(f"boinc_pymw.worker: error: {exc}", file=sys.stderr)
+        boinc.finish(RUNTIME_FAILURE)
+        return RUNTIME_FAILURE
+    boinc.fraction_done(1.0)
+    boinc.finish(0)
+    return 0
