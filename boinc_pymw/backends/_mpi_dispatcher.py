@@ -1,0 +1,249 @@
+"""The master side of the MPI back end: one thread that owns every MPI call.
+
+    Master.submit/map --> Dispatcher.submit(items) --> pending deque
+                                                          |
+      dispatcher thread:  batch --cloudpickle--> Isend(TASKS) to a worker
+                          Iprobe/Recv(RESULTS) --> item.future.set_result/_exception
+                          Iprobe/Recv(HEARTBEAT) --> worker.last_seen
+                          no message from a worker for heartbeat_timeout s
+                              --> WorkerLost on its items; it gets no more work
+
+A worker holds only a short queue (about ``QUEUE_SECONDS`` of work, judged
+from the measured time per task), so tiny tasks travel in big batches while
+long tasks stay spread over all workers. The thread polls with a growing
+sleep because MPICH's blocking calls spin a CPU that workers need.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+import time
+from typing import Optional
+
+from . import _mpi_protocol as wire
+from ..errors import RemoteTraceback, TaskError, WorkerLost
+
+QUEUE_SECONDS = 0.05       # work queued at one worker, in measured task time
+MIN_QUEUE, MAX_QUEUE = 2, 512
+BATCH_BYTES = 8 << 20      # a TASKS message stays about this size at most
+CHECK_EVERY = 0.25         # seconds between heartbeat checks
+
+
+class RemoteWorker:
+    """One worker rank as the master sees it."""
+
+    def __init__(self, comm, rank: int, label: str):
+        self.comm, self.rank, self.label = comm, rank, label
+        self.inflight: dict = {}
+        self.last_seen = time.monotonic()
+        self.alive = True
+
+
+class Dispatcher:
+    def __init__(self, MPI, workers: list, heartbeat_timeout: float, mode: str):
+        self.MPI = MPI
+        self.workers = workers
+        self.mode = mode
+        self.heartbeat_timeout = heartbeat_timeout
+        self.lost: list[str] = []
+        self._by_source = {(id(w.comm), w.rank): w for w in workers}
+        self._comms = list({id(w.comm): w.comm for w in workers}.values())
+        self._pending: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._sends: list = []  # (request, buffer, worker)
+        self._stop_finalize: Optional[bool] = None
+        self._seconds_per_item: Optional[float] = None
+        self._bytes_per_item = 0.0
+        self._thread = threading.Thread(target=self._run, name="boinc_pymw-mpi-dispatcher",
+                                        daemon=True)
+        self._thread.start()
+
+    # -- called from user threads -----------------------------------------
+    def submit(self, items) -> None:
+        with self._lock:
+            if self._stop_finalize is not None or not self.live_workers():
+                why = "the MPI worker pool has stopped" if self._stop_finalize is not None \
+                    else "no MPI worker is left: " + "; ".join(self.lost)
+                for item in items:
+                    item.set_exception(WorkerLost(why))
+                return
+            self._pending.extend(items)
+        self._wake.set()
+
+    def live_workers(self) -> list:
+        return [w for w in self.workers if w.alive]
+
+    def stop(self) -> None:
+        """Send STOP to the live workers and end the thread. Workers are told
+        to skip MPI_Finalize when a rank was lost (it would hang)."""
+        with self._lock:
+            if self._stop_finalize is None:
+                self._stop_finalize = not self.lost
+        self._wake.set()
+        self._thread.join()
+
+    # -- the thread ---------------------------------------------------------
+    def _run(self) -> None:
+        MPI = self.MPI
+        status = MPI.Status()
+        backoff = wire.Backoff()
+        next_check = time.monotonic() + CHECK_EVERY
+        while True:
+            active = False
+            for comm in self._comms:
+                while comm.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
+                    source, tag, data = wire.receive(MPI, comm, MPI.ANY_SOURCE, status)
+                    self._handle(self._by_source[(id(comm), source)], tag, data)
+                    active = True
+            if self._sends:
+                self._sends = [s for s in self._sends if not s[0].Test()]
+            if self._pending and self._dispatch():
+                active = True
+            now = time.monotonic()
+            if now >= next_check:
+                self._check_heartbeats(now)
+                next_check = now + CHECK_EVERY
+            if self._stop_finalize is not None:
+                break
+            if active:
+                backoff.reset()
+            elif not self._pending and not any(w.inflight for w in self.workers):
+                if self._wake.wait(CHECK_EVERY):
+                    self._wake.clear()
+            else:
+                backoff.wait()
+        self._send_stop()
+
+    def _handle(self, worker: RemoteWorker, tag: int, data) -> None:
+        worker.last_seen = time.monotonic()
+        if tag == wire.RESULTS:
+            records, busy = wire.loads(data)
+            if records:
+                per_item = busy / len(records)
+                old = self._seconds_per_item
+                self._seconds_per_item = per_item if old is None else 0.7 * old + 0.3 * per_item
+            for record in records:
+                item = worker.inflight.pop(record[0], None)
+                if item is not None:  # None: a late answer from a rank declared lost
+                    _finish(item, record)
+        elif tag == wire.BYE:
+            self._lose(worker, f"MPI worker {worker.label} stopped: {wire.loads(data)}")
+
+    def _queue_target(self) -> int:
+        if self._seconds_per_item is None:
+            return 8
+        if self._seconds_per_item <= 0:
+            return MAX_QUEUE
+        return max(MIN_QUEUE, min(MAX_QUEUE, math.ceil(QUEUE_SECONDS / self._seconds_per_item)))
+
+    def _dispatch(self) -> bool:
+        live = self.live_workers()
+        target = self._queue_target()
+        by_bytes = MAX_QUEUE if self._bytes_per_item <= 0 else \
+            max(1, int(BATCH_BYTES // self._bytes_per_item))
+        sent = False
+        for worker in live:
+            room = target - len(worker.inflight)
+            if room <= 0 or not self._pending:
+                continue
+            share = math.ceil(len(self._pending) / len(live))
+            batch = []
+            with self._lock:
+                while self._pending and len(batch) < min(room, share, by_bytes):
+                    item = self._pending.popleft()
+                    if item.mark_started():
+                        batch.append(item)
+            if batch:
+                self._send_batch(worker, batch)
+                sent = True
+        return sent
+
+    def _send_batch(self, worker: RemoteWorker, batch: list) -> None:
+        calls = [(it.id, it.fn, it.args, it.kwargs, it.timeout) for it in batch]
+        try:
+            body = wire.dumps(calls)
+        except Exception:
+            good = []
+            for it, call in zip(batch, calls):
+                try:
+                    wire.dumps(call)
+                    good.append(it)
+                except Exception as exc:
+                    it.set_exception(TaskError(
+                        f"task could not be sent to an MPI worker (cannot pickle): "
+                        f"{type(exc).__name__}: {exc}"))
+            batch = good
+            if not batch:
+                return
+            calls = [(it.id, it.fn, it.args, it.kwargs, it.timeout) for it in batch]
+            body = wire.dumps(calls)
+        self._bytes_per_item = 0.7 * self._bytes_per_item + 0.3 * (len(body) / len(batch))
+        message = wire.join_batch([it.id for it in batch], body)
+        request = worker.comm.Isend([message, self.MPI.BYTE], dest=worker.rank, tag=wire.TASKS)
+        self._sends.append((request, message, worker))
+        for it in batch:
+            worker.inflight[it.id] = it
+
+    def _check_heartbeats(self, now: float) -> None:
+        for worker in self.workers:
+            if worker.alive and now - worker.last_seen > self.heartbeat_timeout:
+                self._lose(worker, f"MPI worker {worker.label} sent nothing (not even a heartbeat) "
+                                   f"for {self.heartbeat_timeout:g} s; it probably died")
+
+    def _lose(self, worker: RemoteWorker, why: str) -> None:
+        if not worker.alive:
+            return
+        worker.alive = False
+        self.lost.append(why)
+        items = list(worker.inflight.values())
+        worker.inflight.clear()
+        for item in items:
+            item.set_exception(WorkerLost(f"{why}; task {item.id} was running there"))
+        if not self.live_workers():
+            with self._lock:
+                pending = list(self._pending)
+                self._pending.clear()
+            for item in pending:
+                if item.mark_started():
+                    item.set_exception(WorkerLost("no MPI worker is left: " + "; ".join(self.lost)))
+
+    def _send_stop(self) -> None:
+        MPI = self.MPI
+        with self._lock:
+            pending = list(self._pending)
+            self._pending.clear()
+        for item in pending:
+            if item.mark_started():
+                item.set_exception(WorkerLost("the MPI worker pool stopped before this task ran"))
+        message = wire.dumps({"finalize": bool(self._stop_finalize)})
+        for worker in self.live_workers():
+            for item in worker.inflight.values():
+                item.set_exception(WorkerLost("the MPI worker pool stopped while this task ran"))
+            worker.inflight.clear()
+            request = worker.comm.Isend([message, MPI.BYTE], dest=worker.rank, tag=wire.STOP)
+            self._sends.append((request, message, worker))
+        # Sends to lost ranks may never complete; wait only for the live ones.
+        deadline = time.monotonic() + 10.0
+        waiting = [s for s in self._sends if s[2].alive]
+        while waiting and time.monotonic() < deadline:
+            waiting = [s for s in waiting if not s[0].Test()]
+            time.sleep(0.001)
+
+
+def _finish(item, record) -> None:
+    kind = record[1]
+    if kind == wire.OK:
+        item.set_result(record[2])
+    elif kind == wire.RAISED:
+        exc = record[2]
+        exc.__cause__ = RemoteTraceback(record[3])
+        item.set_exception(exc)
+    else:
+        _, _, type_name, message, tb = record
+        exc = TaskError(f"{type_name}: {message}")
+        if tb:
+            exc.__cause__ = RemoteTraceback(tb)
+        item.set_exception(exc)

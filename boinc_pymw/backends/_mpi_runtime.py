@@ -1,0 +1,171 @@
+"""Where the MPI back end's workers come from, and how the MPI job ends.
+
+Two ways to get worker ranks:
+
+* ``mpiexec -n N+1 python -m boinc_pymw.backends.mpi script.py ...`` (or
+  ``mpiexec -n N+1 python script.py``): ranks 1..N serve tasks, rank 0 is the
+  master. One pool per process (:func:`world_pool`), shared by every Master
+  rank 0 creates, stopped when rank 0 exits.
+* the master runs alone: :func:`spawn_pool` starts N workers with
+  ``MPI_Comm_spawn``, one intercommunicator each, for one Master.
+
+MPI_Finalize waits for every rank, so it hangs once a rank has died. mpi4py's
+own finalize-at-exit is therefore switched off when this module imports MPI
+first, and :func:`_at_exit` finalizes only when no rank was lost.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+
+from . import _mpi_protocol as wire
+from ..errors import BoincPymwError
+
+_lock = threading.Lock()
+_world = None          # the Dispatcher over COMM_WORLD ranks 1..N (rank 0 only)
+_we_finalize = False   # True when this module turned mpi4py's auto-finalize off
+_lost_ranks = False
+
+
+def import_mpi():
+    """Import ``mpi4py.MPI`` with a clear error when it is missing."""
+    global _we_finalize
+    if "mpi4py.MPI" not in sys.modules:
+        try:
+            import mpi4py
+        except ImportError:
+            raise BoincPymwError(
+                "the MPI back end needs mpi4py: pip install 'boinc-pymw[mpi]' "
+                "(build it against your MPI library: MPICC=mpicc pip install --no-binary mpi4py mpi4py)"
+            ) from None
+        mpi4py.rc.finalize = False
+        _we_finalize = True
+        atexit.register(_at_exit)
+    from mpi4py import MPI
+
+    return MPI
+
+
+def world_pool(heartbeat_timeout: float):
+    """The pool of ranks 1..N of COMM_WORLD, created once on rank 0."""
+    global _world
+    from ._mpi_dispatcher import Dispatcher, RemoteWorker
+
+    MPI = import_mpi()
+    with _lock:
+        if _world is None:
+            comm = MPI.COMM_WORLD
+            workers = [RemoteWorker(comm, r, f"rank {r}") for r in range(1, comm.Get_size())]
+            _world = Dispatcher(MPI, workers, heartbeat_timeout, mode="mpiexec")
+        return _world
+
+
+def spawn_pool(n: int, heartbeat_timeout: float):
+    """Start ``n`` worker processes with MPI_Comm_spawn, one intercommunicator
+    each (so one dying does not take down a shared communicator)."""
+    from ._mpi_dispatcher import Dispatcher, RemoteWorker
+
+    MPI = import_mpi()
+    comms = []
+    try:
+        for _ in range(n):
+            comms.append(MPI.COMM_SELF.Spawn(
+                sys.executable, ["-m", "boinc_pymw.backends._mpi_worker"], maxprocs=1))
+    except MPI.Exception as exc:
+        for comm in comms:
+            comm.Isend([wire.dumps({"finalize": True}), MPI.BYTE], dest=0, tag=wire.STOP).Wait()
+            comm.Disconnect()
+        reason = str(exc).strip().splitlines()[-1]
+        raise BoincPymwError(
+            f"this MPI library could not spawn worker processes ({reason}). Start the "
+            f"workers with mpiexec instead: mpiexec -n {n + 1} {os.path.basename(sys.executable)} "
+            f"-m boinc_pymw.backends.mpi your_script.py ... (rank 0 is the master)"
+        ) from None
+    workers = [RemoteWorker(c, 0, f"spawned worker {i + 1}") for i, c in enumerate(comms)]
+    return Dispatcher(MPI, workers, heartbeat_timeout, mode="spawn")
+
+
+def stop_spawned(dispatcher) -> None:
+    global _lost_ranks
+    dispatcher.stop()
+    if dispatcher.lost:
+        _lost_ranks = True
+    for worker in dispatcher.workers:
+        if worker.alive:  # Disconnect is collective: skip ranks that are gone
+            worker.comm.Disconnect()
+
+
+def serve_as_world_worker() -> None:
+    """Ranks 1..N: serve rank 0 until it stops the pool, then end this process
+    (the rest of the user's script is rank 0's alone)."""
+    from ._mpi_worker import serve
+
+    MPI = import_mpi()
+    finalize = serve(MPI, MPI.COMM_WORLD, 0)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if finalize:
+        MPI.Finalize()
+    os._exit(0)
+
+
+def stop_world() -> None:
+    """Rank 0: stop the world pool (workers leave serve_as_world_worker)."""
+    global _world, _lost_ranks
+    with _lock:
+        pool, _world = _world, None
+    if pool is None:
+        MPI = import_mpi()
+        comm = MPI.COMM_WORLD
+        if comm.Get_size() > 1 and comm.Get_rank() == 0 and not MPI.Is_finalized():
+            # No Master was ever made: the workers still wait for STOP.
+            from ._mpi_dispatcher import Dispatcher, RemoteWorker
+
+            workers = [RemoteWorker(comm, r, f"rank {r}") for r in range(1, comm.Get_size())]
+            pool = Dispatcher(MPI, workers, 60.0, mode="mpiexec")
+        else:
+            return
+    pool.stop()
+    if pool.lost:
+        _lost_ranks = True
+
+
+def _at_exit() -> None:
+    MPI = sys.modules.get("mpi4py.MPI")
+    if MPI is None or not MPI.Is_initialized() or MPI.Is_finalized():
+        return
+    if MPI.COMM_WORLD.Get_size() > 1 and MPI.COMM_WORLD.Get_rank() == 0:
+        stop_world()
+    if _we_finalize and not _lost_ranks:
+        MPI.Finalize()
+
+
+def main(argv=None) -> int:
+    """``python -m boinc_pymw.backends.mpi script.py|-m module [args...]``."""
+    import runpy
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: mpiexec -n N+1 python -m boinc_pymw.backends.mpi script.py [args...]\n"
+              "       mpiexec -n N+1 python -m boinc_pymw.backends.mpi -m module [args...]\n"
+              "Rank 0 runs the script; ranks 1..N are its workers (-i mpi).",
+              file=sys.stderr)
+        return 2
+    MPI = import_mpi()
+    if MPI.COMM_WORLD.Get_rank() != 0:
+        serve_as_world_worker()
+    os.environ.setdefault("BOINC_PYMW_INTERFACE", "mpi")
+    if argv[0] == "-m":
+        if len(argv) < 2:
+            print("boinc_pymw.backends.mpi: -m needs a module name", file=sys.stderr)
+            return 2
+        sys.argv = argv[1:]
+        runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+    else:
+        sys.argv = argv
+        sys.path.insert(0, os.path.dirname(os.path.abspath(argv[0])))
+        runpy.run_path(argv[0], run_name="__main__")
+    return 0
