@@ -1,0 +1,334 @@
+"""BOINC's credit arithmetic (``sched/credit.cpp``, ``lib/util.cpp``, ``lib/average.h``).
+
+Plain functions over row dicts, so the validator's database code stays
+separate from the numbers. What the validator does with them:
+
+* default ("CreditNew"): :func:`assign_credit_set` turns each valid result's
+  elapsed time x FLOPS estimate into a peak FLOP count (PFC), scaled by the
+  app version and host statistics once they have enough samples, and takes
+  a pegged average; it also updates those statistics
+  (``host_app_version`` rows, and ``app_version`` rows flushed when idle);
+* ``--credit_from_runtime``: :func:`credit_from_runtime` (low average);
+* ``--credit_from_wu``: ``workunit.canonical_credit``;
+* :func:`grant_credit` adds credit to host, user and team totals and their
+  exponentially decaying averages (half-life 7 days).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Optional
+
+COBBLESTONE_SCALE = 200 / 86400e9
+CREDIT_HALF_LIFE = 86400 * 7
+SECONDS_PER_DAY = 86400
+DEFAULT_MAX_GRANTED_CREDIT = 200 * 1000 * 365
+AVG_CPU_FPOPS = 4.3e9
+
+MIN_HOST_SAMPLES = 10
+MIN_VERSION_SAMPLES = 100
+CONS_VALID_HOST_SCALE = 10
+HAV_AVG = (20, 0.01, 10)      # threshold, weight, limit
+AV_AVG = (100, 0.001, 10)
+
+PFC_MODE_NORMAL, PFC_MODE_APPROX, PFC_MODE_WU_EST, PFC_MODE_INVALID = 0, 1, 2, 3
+
+#: host_app_version columns the validator maintains (DB_HOST_APP_VERSION::update_validator)
+HAV_FIELDS = ("pfc_n", "pfc_avg", "et_n", "et_avg", "et_var", "et_q", "max_jobs_per_day",
+              "turnaround_n", "turnaround_avg", "turnaround_var", "turnaround_q",
+              "consecutive_valid")
+#: host columns the validator maintains (DB_HOST::update_diff_validator)
+HOST_FIELDS = ("total_credit", "expavg_credit", "expavg_time", "avg_turnaround")
+
+
+# -- running averages (lib/average.h) -------------------------------------------------
+def avg_update(row: dict, prefix: str, sample: float, threshold, weight, limit) -> None:
+    """AVERAGE::update on ``row[prefix+'_n']`` / ``row[prefix+'_avg']``."""
+    n, avg = float(row[f"{prefix}_n"]), float(row[f"{prefix}_avg"])
+    if sample < 0:
+        return
+    if n and avg and sample > avg * limit:
+        sample = avg * limit
+    n += 1
+    delta = sample - avg
+    avg += delta / n if n < threshold else weight * delta
+    row[f"{prefix}_n"], row[f"{prefix}_avg"] = n, avg
+
+
+def avg_update_var(row: dict, prefix: str, sample: float, threshold, weight, limit) -> None:
+    """AVERAGE_VAR::update_var: the average plus its variance (``_var``, ``_q``)."""
+    n, avg = float(row[f"{prefix}_n"]), float(row[f"{prefix}_avg"])
+    var, q = float(row[f"{prefix}_var"]), float(row[f"{prefix}_q"])
+    if sample < 0:
+        return
+    if n and avg and sample > avg * limit:
+        sample = avg * limit
+    n += 1
+    delta = sample - avg
+    if n < threshold:
+        avg += delta / n
+        q += delta * (sample - avg)
+        var = q / n
+    else:
+        avg += weight * delta
+        var += weight * (delta * delta - var)
+    row.update({f"{prefix}_n": n, f"{prefix}_avg": avg, f"{prefix}_var": var, f"{prefix}_q": q})
+
+
+def update_average(now: float, work_start_time: float, work: float, half_life: float,
+                   avg: float, avg_time: float) -> tuple[float, float]:
+    """lib/util.cpp update_average: the new (avg, avg_time) of a per-day rate."""
+    if avg_time:
+        diff = now - avg_time
+        if diff <= 0:
+            diff = 3600
+        weight = math.exp(-diff * math.log(2) / half_life)
+        avg = avg * weight + (1 - weight) * (work / (diff / SECONDS_PER_DAY))
+    elif work:
+        avg = work / ((now - work_start_time) / SECONDS_PER_DAY)
+    return avg, now
+
+
+def compute_avg_turnaround(host: dict, turnaround: float) -> None:
+    old = float(host["avg_turnaround"])
+    host["avg_turnaround"] = turnaround if old == 0 else 0.7 * old + 0.3 * turnaround
+
+
+def credit_to_host(host: dict, start_time: float, credit: float, now: Optional[float] = None) -> None:
+    """The host part of grant_credit: total and recent average, in memory."""
+    now = time.time() if now is None else now
+    host["expavg_credit"], host["expavg_time"] = update_average(
+        now, start_time, credit, CREDIT_HALF_LIFE,
+        float(host["expavg_credit"]), float(host["expavg_time"]))
+    host["total_credit"] = float(host["total_credit"]) + credit
+
+
+def grant_credit(db, host: dict, start_time: float, credit: float, now: Optional[float] = None) -> None:
+    """credit.cpp grant_credit: host in memory (caller writes it), user and team in the DB."""
+    now = time.time() if now is None else now
+    credit_to_host(host, start_time, credit, now)
+    user = db.query_one("SELECT id, teamid, expavg_credit, expavg_time FROM user WHERE id=%s",
+                        (host["userid"],))
+    if user is None:
+        return
+    for table, row in (("user", user), ("team", None)):
+        if table == "team":
+            if not user["teamid"]:
+                return
+            row = db.query_one("SELECT id, expavg_credit, expavg_time FROM team WHERE id=%s",
+                               (user["teamid"],))
+            if row is None:
+                return
+        avg, avg_time = update_average(now, start_time, credit, CREDIT_HALF_LIFE,
+                                       float(row["expavg_credit"]), float(row["expavg_time"]))
+        db.execute(f"UPDATE {table} SET total_credit=total_credit+%s, expavg_credit=%s, "
+                   f"expavg_time=%s WHERE id=%s", (credit, avg, avg_time, row["id"]))
+
+
+# -- CreditNew (credit.cpp get_pfc / assign_credit_set) ----------------------------------
+def generalized_app_version_id(app_version_id: int, appid: int) -> int:
+    """host_app_version.app_version_id: anonymous-platform versions get a pseudo id."""
+    return app_version_id if app_version_id > 0 else appid * 1000000 - app_version_id
+
+
+def wu_estimated_pfc(wu: dict, app: dict) -> float:
+    x = float(wu["rsc_fpops_est"])
+    if app.get("min_avg_pfc"):
+        x *= float(app["min_avg_pfc"])
+    return x
+
+
+def _pfc_sane(x: float) -> bool:
+    return 1e-4 <= x <= 1e4
+
+
+class AppVersionStats:
+    """The validator's cache of app_version rows and their pending PFC/credit samples."""
+
+    def __init__(self):
+        self.rows: dict[int, dict] = {}
+
+    def lookup(self, db, av_id: int) -> Optional[dict]:
+        row = self.rows.get(av_id)
+        if row is None:
+            row = db.query_one("SELECT id, pfc_n, pfc_avg, pfc_scale, expavg_credit, expavg_time "
+                               "FROM app_version WHERE id=%s", (av_id,))
+            if row is None:
+                return None
+            row.update(pfc_samples=[], credit_samples=[], credit_times=[])
+            self.rows[av_id] = row
+        return row
+
+    def flush(self, db, now: Optional[float] = None) -> None:
+        """write_modified_app_versions: fold samples in, compare-and-set, retry."""
+        now = time.time() if now is None else now
+        for av in self.rows.values():
+            if not av["pfc_samples"] and not av["credit_samples"]:
+                continue
+            for _ in range(10):
+                pfc_n_orig, expavg_orig = float(av["pfc_n"]), float(av["expavg_credit"])
+                for x in av["pfc_samples"]:
+                    avg_update(av, "pfc", x, *AV_AVG)
+                for c, t in zip(av["credit_samples"], av["credit_times"]):
+                    av["expavg_credit"], av["expavg_time"] = update_average(
+                        now, t, c, CREDIT_HALF_LIFE, float(av["expavg_credit"]), float(av["expavg_time"]))
+                changed = db.execute(
+                    "UPDATE app_version SET pfc_n=%s, pfc_avg=%s, expavg_credit=%s, expavg_time=%s "
+                    "WHERE id=%s AND pfc_n=%s AND abs(expavg_credit-%s)<1e-4 AND abs(pfc_scale-%s)<1e-6",
+                    (av["pfc_n"], av["pfc_avg"], av["expavg_credit"], av["expavg_time"], av["id"],
+                     pfc_n_orig, expavg_orig, av["pfc_scale"]))
+                if changed == 1:
+                    break
+                fresh = db.query_one("SELECT pfc_n, pfc_avg, pfc_scale, expavg_credit, expavg_time "
+                                     "FROM app_version WHERE id=%s", (av["id"],))
+                if fresh is None:
+                    break
+                av.update(fresh)
+            av["pfc_samples"], av["credit_samples"], av["credit_times"] = [], [], []
+
+
+def get_pfc(result: dict, wu: dict, app: dict, av_stats: AppVersionStats, db,
+            hav: Optional[dict]) -> tuple[float, int]:
+    """The claimed peak FLOP count of one valid result, and how sure it is."""
+    mode = PFC_MODE_APPROX
+    av_id = int(result["app_version_id"])
+    if av_id in (0, 1) or "Device Emulation (CPU)" in (result.get("stderr_out") or ""):
+        return wu_estimated_pfc(wu, app), PFC_MODE_WU_EST
+    if hav is None:
+        return wu_estimated_pfc(wu, app), PFC_MODE_WU_EST
+    fpops_est = float(wu["rsc_fpops_est"])
+    outlier = bool(result.get("runtime_outlier"))
+    elapsed = float(result["elapsed_time"])
+    if elapsed < 1e-6:
+        # old client: only CPU time
+        if not outlier:
+            avg_update_var(hav, "et", float(result["cpu_time"]) / fpops_est, *HAV_AVG)
+        pfc = wu_estimated_pfc(wu, app)
+        do_scale = hav["et_n"] >= MIN_HOST_SAMPLES and hav["et_avg"] > 0
+        if do_scale and app.get("host_scale_check") and hav["consecutive_valid"] < CONS_VALID_HOST_SCALE:
+            do_scale = False
+        if do_scale:
+            pfc *= float(result["cpu_time"]) / (hav["et_avg"] * fpops_est)
+        return pfc, mode
+    flops = float(result["flops_estimate"])
+    if flops <= 0:
+        flops = 1e10
+    raw_pfc = elapsed * flops
+    if raw_pfc > float(wu["rsc_fpops_bound"]):
+        # BOINC writes this straight to the DB, not to the in-memory record
+        db.execute("UPDATE host_app_version SET consecutive_valid=0 "
+                   "WHERE host_id=%s AND app_version_id=%s", (hav["host_id"], hav["app_version_id"]))
+        return wu_estimated_pfc(wu, app), mode
+    avp = None
+    if av_id < 0:
+        do_scale = hav["pfc_n"] >= MIN_HOST_SAMPLES and hav["pfc_avg"] > 0
+        if do_scale and app.get("host_scale_check") and hav["consecutive_valid"] < CONS_VALID_HOST_SCALE:
+            do_scale = False
+        if do_scale:
+            pfc = raw_pfc * float(app.get("min_avg_pfc") or 0) / hav["pfc_avg"]
+        else:
+            pfc = wu_estimated_pfc(wu, app)
+    else:
+        avp = av_stats.lookup(db, av_id)
+        if avp is None:
+            raise LookupError(f"app_version {av_id} not found")
+        do_scale = True
+        host_scale = 0.0
+        if app.get("host_scale_check") and hav["consecutive_valid"] < CONS_VALID_HOST_SCALE:
+            do_scale = False
+        if do_scale and (hav["pfc_n"] < MIN_HOST_SAMPLES or hav["pfc_avg"] == 0):
+            do_scale = False
+        if do_scale and float(avp["pfc_n"]) < MIN_VERSION_SAMPLES:
+            do_scale = False
+        if do_scale and hav["pfc_avg"] <= 0:
+            do_scale = False
+        if do_scale:
+            host_scale = min(10.0, float(avp["pfc_avg"]) / hav["pfc_avg"])
+        pfc = raw_pfc
+        if avp["pfc_scale"]:
+            pfc *= float(avp["pfc_scale"])
+            if host_scale:
+                pfc *= host_scale
+                mode = PFC_MODE_NORMAL
+        elif host_scale:
+            pfc *= host_scale
+        x = raw_pfc / fpops_est
+        if not outlier and _pfc_sane(x):
+            avp["pfc_samples"].append(x)
+    if not outlier:
+        x = raw_pfc / fpops_est
+        if _pfc_sane(x):
+            avg_update(hav, "pfc", x, *HAV_AVG)
+        avg_update_var(hav, "et", elapsed / fpops_est, *HAV_AVG)
+        avg_update_var(hav, "turnaround",
+                       float(result["received_time"]) - float(result["sent_time"]), *HAV_AVG)
+    if avp is not None:
+        avp["credit_samples"].append(pfc * COBBLESTONE_SCALE)
+        avp["credit_times"].append(float(result["sent_time"]))
+    return pfc, mode
+
+
+def pegged_average(values: list[float], anchor: float) -> float:
+    if len(values) == 1:
+        return values[0]
+    weights = total = 0.0
+    for v in values:
+        w = 1.0 / (0.1 * anchor + abs(anchor - v))
+        weights += w
+        total += w * v
+    return total / weights
+
+
+def low_average(values: list[float]) -> float:
+    """Each value weighted by the sum of the others (damps a high outlier)."""
+    if len(values) == 1:
+        return values[0]
+    s = sum(values)
+    return sum(v * (s - v) for v in values) / ((len(values) - 1) * s)
+
+
+def assign_credit_set(wu: dict, results: list[dict], havs: list[Optional[dict]], app: dict,
+                      av_stats: AppVersionStats, db, max_granted_credit: float) -> float:
+    """The credit for a workunit's valid results; updates the PFC statistics."""
+    normal, approx = [], []
+    for result, hav in zip(results, havs):
+        if result["validate_state"] != 1:  # ValidateState.VALID
+            continue
+        try:
+            pfc, mode = get_pfc(result, wu, app, av_stats, db, hav)
+        except LookupError:
+            continue
+        if pfc > float(wu["rsc_fpops_bound"]):
+            pfc = wu_estimated_pfc(wu, app)
+        if max_granted_credit and pfc * COBBLESTONE_SCALE > max_granted_credit:
+            pfc = max_granted_credit / COBBLESTONE_SCALE
+            mode = PFC_MODE_INVALID
+        if mode == PFC_MODE_NORMAL:
+            normal.append(pfc)
+        elif mode != PFC_MODE_INVALID:
+            approx.append(pfc)
+    anchor = wu_estimated_pfc(wu, app)
+    if len(normal) == 1:
+        approx += [normal[0], normal[0]]
+        normal = []
+    values = normal if normal else approx
+    if not values:
+        return 0.0
+    return pegged_average(values, anchor) * COBBLESTONE_SCALE
+
+
+def credit_from_runtime(wu: dict, results: list[dict], max_granted_credit: float) -> float:
+    """``--credit_from_runtime``: low average of elapsed_time x flops_estimate credits."""
+    credits = []
+    for r in results:
+        flops = float(r["flops_estimate"])
+        if flops == 1e9:
+            flops = AVG_CPU_FPOPS
+        pfc = flops * float(r["elapsed_time"])
+        if pfc > float(wu["rsc_fpops_bound"]) * 2:
+            pfc = float(wu["rsc_fpops_bound"])
+        c = pfc * COBBLESTONE_SCALE
+        if 0 < c <= max_granted_credit or (not max_granted_credit and c > 0):
+            credits.append(c)
+    return low_average(credits) if credits else 0.0

@@ -1,0 +1,175 @@
+"""A result's output files, found and read the way volunteers' data deserves.
+
+Everything here handles untrusted input: the file names come from the
+database (``result.xml_doc_in``), the bytes from volunteers' machines.
+
+* ``xml_doc_in`` is parsed by lxml with no entity resolution, no DTD and
+  no network (:func:`safe_xml`);
+* a file name must be a plain name, and the path it maps to through the
+  upload hierarchy (``dir_hier_path(name, upload_dir, uldl_dir_fanout)``,
+  as BOINC's ``get_output_file_infos``) must stay inside ``upload_dir``
+  after resolving symlinks;
+* reads stop at a size limit; an empty, missing or oversized file is a
+  :class:`BadOutputFile` (the result is invalid), while a file system that
+  looks unavailable (upload_dir gone, EIO, ESTALE...) is a
+  :class:`TransientFileError` (try again later, as BOINC's ERR_OPENDIR).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+from lxml import etree
+
+#: default cap on one output file read into memory
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+
+# errno values that mean "the storage is not there right now", not "bad file"
+_TRANSIENT_ERRNOS = {errno.EIO, errno.ESTALE, errno.ENOTCONN, errno.EAGAIN,
+                     errno.ETIMEDOUT, errno.EHOSTDOWN, errno.ENOMEDIUM}
+
+
+class BadOutputFile(Exception):
+    """An output file that makes its result invalid (missing, empty, too big, unsafe)."""
+
+
+class TransientFileError(Exception):
+    """The upload storage looks unavailable; validate this result later."""
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One ``<file_ref>`` of a result, with its place in the upload hierarchy."""
+
+    name: str           # physical name, e.g. wu_0_r1234_0
+    open_name: str      # logical name the app wrote, e.g. "out"
+    path: str           # absolute path under upload_dir
+    optional: bool = False
+    no_validate: bool = False
+
+
+def safe_xml(text, *, wrap: bool = False):
+    """Parse XML from the database or a volunteer: no entities, DTD or network."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                             dtd_validation=False, huge_tree=False, remove_blank_text=True)
+    if isinstance(text, str):
+        text = text.encode("utf-8")
+    if wrap:
+        text = b"<_root>" + (text or b"") + b"</_root>"
+    try:
+        root = etree.fromstring(text, parser)
+    except etree.XMLSyntaxError as exc:
+        raise BadOutputFile(f"malformed XML: {exc}") from exc
+    if root is None:
+        raise BadOutputFile("empty XML document")
+    for node in root.iter():
+        if isinstance(node, etree._Entity):
+            raise BadOutputFile("XML entities are not accepted")
+    return root
+
+
+def check_file_name(name: str) -> str:
+    """A physical file name from the database must be a plain, harmless name."""
+    if (not name or len(name) > 255 or name in (".", "..") or "/" in name or "\\" in name
+            or "\x00" in name or name != name.strip()):
+        raise BadOutputFile(f"unsafe output file name {name!r}")
+    return name
+
+
+def parse_file_refs(xml_doc_in: str) -> list[dict]:
+    """The ``<result><file_ref>``s of ``xml_doc_in``: name, open_name and flags."""
+    root = safe_xml(xml_doc_in or "", wrap=True)
+    refs = []
+    for ref in root.iterfind("result/file_ref"):
+        name = (ref.findtext("file_name") or "").strip()
+        open_name = (ref.findtext("open_name") or "").strip()
+        if not name:
+            raise BadOutputFile("<file_ref> without <file_name> in xml_doc_in")
+        refs.append({
+            "name": check_file_name(name),
+            "open_name": open_name,
+            "optional": ref.find("optional") is not None,
+            "no_validate": ref.find("no_validate") is not None,
+        })
+    return refs
+
+
+def _inside(path: str, root: str) -> bool:
+    return os.path.commonpath([path, root]) == root
+
+
+def output_files(result: dict, upload_dir: str, fanout: int) -> list[OutputFile]:
+    """The output files of ``result`` (a row with ``xml_doc_in``), in template order."""
+    from .hierarchy import dir_hier_path
+
+    root = os.path.realpath(upload_dir)
+    files = []
+    for ref in parse_file_refs(result.get("xml_doc_in") or ""):
+        path = os.path.abspath(dir_hier_path(ref["name"], upload_dir, int(fanout or 0)))
+        if not _inside(os.path.realpath(path), root):
+            raise BadOutputFile(f"output file {ref['name']!r} resolves outside upload_dir")
+        files.append(OutputFile(ref["name"], ref["open_name"], path,
+                                ref["optional"], ref["no_validate"]))
+    return files
+
+
+def _check_storage(upload_dir: str) -> None:
+    try:
+        if not os.path.isdir(upload_dir) or not os.access(upload_dir, os.R_OK | os.X_OK):
+            raise TransientFileError(f"upload_dir {upload_dir} is not available")
+    except OSError as exc:  # pragma: no cover - isdir swallows most errors
+        raise TransientFileError(f"upload_dir {upload_dir}: {exc}") from exc
+
+
+def read_output(file: OutputFile, upload_dir: str, max_bytes: int = DEFAULT_MAX_BYTES,
+                allow_empty: bool = False) -> Optional[bytes]:
+    """The bytes of one output file, or None for a missing ``<optional/>`` file.
+
+    Raises :class:`BadOutputFile` (result invalid) or :class:`TransientFileError`.
+    """
+    root = os.path.realpath(upload_dir)
+    try:
+        real = os.path.realpath(file.path)
+        if not _inside(real, root):
+            raise BadOutputFile(f"{file.name}: resolves outside upload_dir")
+        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        _check_storage(upload_dir)
+        if file.optional:
+            return None
+        raise BadOutputFile(f"{file.name}: output file missing") from None
+    except OSError as exc:
+        if exc.errno in _TRANSIENT_ERRNOS:
+            raise TransientFileError(f"{file.name}: {exc}") from exc
+        _check_storage(upload_dir)
+        raise BadOutputFile(f"{file.name}: {exc}") from exc
+    try:
+        import stat
+
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise BadOutputFile(f"{file.name}: not a regular file")
+        if info.st_size > max_bytes:
+            raise BadOutputFile(f"{file.name}: {info.st_size} bytes, over the {max_bytes}-byte limit")
+        chunks, total = [], 0
+        while True:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > max_bytes:
+                raise BadOutputFile(f"{file.name}: over the {max_bytes}-byte limit")
+    except OSError as exc:
+        if exc.errno in _TRANSIENT_ERRNOS:
+            raise TransientFileError(f"{file.name}: {exc}") from exc
+        raise BadOutputFile(f"{file.name}: {exc}") from exc
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if not data and not allow_empty:
+        raise BadOutputFile(f"{file.name}: output file is empty")
+    return data

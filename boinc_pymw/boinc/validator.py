@@ -1,0 +1,588 @@
+"""``Validator``: BOINC's validator (``sched/validator.cpp``) with Python hooks.
+
+A project writes::
+
+    class MyValidator(Validator):
+        def init_result(self, result):          # parse a result's outputs
+            return self.read_outputs(result)[0]  # raise Invalid / TransientError
+        def compare(self, data1, data2):
+            return data1 == data2
+
+    if __name__ == "__main__":
+        sys.exit(MyValidator.main())
+
+and lists ``<cmd>my_validator.py --app myapp</cmd>`` in config.xml.
+
+Data flow of one pass::
+
+    DB: workunit JOIN result WHERE need_validate>0 (LIMIT 1000 rows, grouped per WU)
+      -> per workunit, no DB:  init_result/compare/cleanup_result (user code, files)
+                               -> quorum, canonical result, validate states (plain functions)
+      -> per workunit, ONE transaction: host_app_version, credit (host/user/team),
+                               result rows, workunit row (need_validate=0, ...)
+
+Each workunit's writes are the ones BOINC's validator makes, grouped in one
+transaction (same end state; a crash leaves the workunit untouched and
+need_validate still set, so it is validated again).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Optional
+
+from .credit import (DEFAULT_MAX_GRANTED_CREDIT, HAV_FIELDS, HOST_FIELDS, AppVersionStats,
+                     assign_credit_set, compute_avg_turnaround, credit_from_runtime,
+                     generalized_app_version_id, grant_credit)
+from .daemon import BoincArgumentParser, Daemon
+from .output_files import (DEFAULT_MAX_BYTES, BadOutputFile, OutputFile, TransientFileError,
+                           output_files, read_output)
+from .states import INT_MAX, Outcome, ServerState, ValidateState, WuError
+
+log = logging.getLogger("boinc_pymw.validator")
+
+SELECT_LIMIT = 1000
+TRANSIENT_DELAY = 6 * 3600
+
+NO_CHANGE, IMMEDIATE, DELAYED, NEVER = "no_change", "immediate", "delayed", "never"
+
+
+class TransientError(Exception):
+    """Raised by ``init_result``/``compare``: try this workunit again later."""
+
+
+class Invalid(Exception):
+    """Raised by ``init_result``: this result's output is bad (outcome VALIDATE_ERROR)."""
+
+
+# -- what BOINC's check_set / check_pair decide, as plain functions -----------------------
+def check_set(results: list[dict], min_quorum: int, init: Callable, compare: Callable,
+              cleanup: Callable) -> tuple[Optional[int], bool]:
+    """validate_util2.cpp check_set over viable result dicts (modified in place).
+
+    Returns (canonical result id or None, retry). ``init(result)`` returns
+    data or raises :class:`Invalid`/:class:`TransientError`.
+    """
+    retry = False
+    data: list[Any] = [None] * len(results)
+    had_error = [False] * len(results)
+    good = 0
+    for i, result in enumerate(results):
+        try:
+            data[i] = init(result)
+            good += 1
+        except TransientError as exc:
+            log.error("check_set: init_result([RESULT#%s %s]) transient failure: %s",
+                      result["id"], result["name"], exc)
+            retry = True
+            had_error[i] = True
+        except Invalid as exc:
+            log.error("check_set: init_result([RESULT#%s %s]) failed: %s",
+                      result["id"], result["name"], exc)
+            result["outcome"] = Outcome.VALIDATE_ERROR
+            result["validate_state"] = ValidateState.INVALID
+            had_error[i] = True
+    canonical = None
+    try:
+        if good >= min_quorum:
+            min_valid = min_quorum // 2 + 1
+            for i in range(len(results)):
+                if had_error[i]:
+                    continue
+                matches = [False] * len(results)
+                neq = 0
+                for j in range(len(results)):
+                    if had_error[j]:
+                        continue
+                    if i == j:
+                        matches[j] = True
+                        neq += 1
+                        continue
+                    try:
+                        if compare(data[i], data[j]):
+                            matches[j] = True
+                            neq += 1
+                    except TransientError as exc:
+                        log.error("check_set: compare transient failure: %s", exc)
+                        return None, True
+                    except Exception as exc:  # noqa: BLE001 - BOINC: an error is "no match"
+                        log.error("check_set: compare([RESULT#%s], [RESULT#%s]) failed: %s",
+                                  results[i]["id"], results[j]["id"], exc)
+                if neq >= min_valid:
+                    for j, result in enumerate(results):
+                        if not had_error[j]:
+                            result["validate_state"] = (ValidateState.VALID if matches[j]
+                                                        else ValidateState.INVALID)
+                    canonical = results[i]["id"]
+                    break
+    finally:
+        for result, d in zip(results, data):
+            cleanup(result, d)
+    return canonical, retry
+
+
+def check_pair(result: dict, canonical: dict, init: Callable, compare: Callable,
+               cleanup: Callable) -> bool:
+    """validate_util2.cpp check_pair: judge a straggler against the canonical result.
+
+    Sets ``result['validate_state']`` (and outcome on a bad output); returns retry.
+    """
+    try:
+        data1 = init(result)
+    except TransientError:
+        return True
+    except Invalid as exc:
+        log.error("check_pair: init_result([RESULT#%s %s]) perm failure 1: %s",
+                  result["id"], result["name"], exc)
+        result["outcome"] = Outcome.VALIDATE_ERROR
+        result["validate_state"] = ValidateState.INVALID
+        return False
+    try:
+        data2 = init(canonical)
+    except TransientError:
+        cleanup(result, data1)
+        return True
+    except Invalid as exc:
+        log.error("check_pair: init_result([RESULT#%s %s]) perm failure 2: %s",
+                  canonical["id"], canonical["name"], exc)
+        cleanup(result, data1)
+        result["outcome"] = Outcome.VALIDATE_ERROR
+        result["validate_state"] = ValidateState.INVALID
+        return False
+    try:
+        match = bool(compare(data1, data2))
+    except TransientError:
+        cleanup(result, data1)
+        cleanup(canonical, data2)
+        return True
+    except Exception as exc:  # noqa: BLE001
+        log.error("check_pair: compare failed: %s", exc)
+        match = False
+    result["validate_state"] = ValidateState.VALID if match else ValidateState.INVALID
+    cleanup(result, data1)
+    cleanup(canonical, data2)
+    return False
+
+
+def is_viable(result: dict) -> bool:
+    return (result["server_state"] == ServerState.OVER and result["outcome"] == Outcome.SUCCESS
+            and result["validate_state"] != ValidateState.INVALID)
+
+
+# -- the daemon ------------------------------------------------------------------------
+_WU_COLUMNS = ("id", "name", "canonical_resultid", "canonical_credit", "min_quorum",
+               "assimilate_state", "transition_time", "opaque", "batch", "target_nresults",
+               "max_success_results", "error_mask", "rsc_fpops_est", "rsc_fpops_bound", "appid")
+_RESULT_COLUMNS = ("id", "name", "validate_state", "server_state", "outcome", "claimed_credit",
+                   "granted_credit", "xml_doc_in", "xml_doc_out", "stderr_out", "cpu_time",
+                   "batch", "opaque", "exit_status", "hostid", "userid", "teamid", "sent_time",
+                   "received_time", "appid", "app_version_id", "app_version_num",
+                   "elapsed_time", "flops_estimate", "runtime_outlier", "random")
+ENUMERATE_SQL = (
+    "SELECT " + ", ".join(f"wu.{c} AS wu_{c}" for c in _WU_COLUMNS) + ", "
+    + ", ".join(f"res.{c}" for c in _RESULT_COLUMNS)
+    + " FROM workunit AS wu, result AS res WHERE wu.id = res.workunitid"
+    " AND wu.appid = %s AND wu.need_validate > 0")
+
+
+class Validator(Daemon):
+    """BOINC validator daemon; subclass and override ``init_result`` and ``compare``."""
+
+    kind = "validator"
+    default_sleep_interval = 5
+    #: output files larger than this make a result invalid
+    max_output_bytes = DEFAULT_MAX_BYTES
+    #: whether an empty output file is acceptable
+    allow_empty_outputs = False
+
+    # -- the project's hooks --------------------------------------------------------------
+    def init_result(self, result: dict) -> Any:
+        """Parse ``result``'s outputs; raise :class:`Invalid` or :class:`TransientError`."""
+        raise NotImplementedError("a Validator subclass must define init_result()")
+
+    def compare(self, data1: Any, data2: Any) -> bool:
+        """Whether two results' data (from ``init_result``) agree."""
+        raise NotImplementedError("a Validator subclass must define compare()")
+
+    def cleanup_result(self, result: dict, data: Any) -> None:
+        """Release what ``init_result`` made (``data`` may be None)."""
+
+    # -- helpers for init_result ---------------------------------------------------------------
+    def output_files(self, result: dict) -> list[OutputFile]:
+        """The result's output files (paths inside upload_dir); bad refs are :class:`Invalid`."""
+        try:
+            return output_files(result, self.project.upload_dir, self.project.fanout)
+        except BadOutputFile as exc:
+            raise Invalid(str(exc)) from exc
+
+    def read_outputs(self, result: dict, *, include_no_validate: bool = False) -> list[Optional[bytes]]:
+        """Bytes of each output file (None for a missing optional one), size-limited."""
+        out = []
+        for f in self.output_files(result):
+            if f.no_validate and not include_no_validate:
+                continue
+            try:
+                out.append(read_output(f, self.project.upload_dir, self.max_output_bytes,
+                                       self.allow_empty_outputs))
+            except BadOutputFile as exc:
+                raise Invalid(str(exc)) from exc
+            except TransientFileError as exc:
+                raise TransientError(str(exc)) from exc
+        return out
+
+    # -- options ------------------------------------------------------------------------------
+    @classmethod
+    def add_arguments(cls, parser: BoincArgumentParser) -> None:
+        parser.add_option("dry_run", action="store_true", help="don't update the database")
+        parser.add_option("wu_id", type=int, default=0, help="validate only this workunit")
+        parser.add_option("min_wu_id", type=int, default=0)
+        parser.add_option("max_wu_id", type=int, default=0)
+        parser.add_option("max_granted_credit", type=float, default=DEFAULT_MAX_GRANTED_CREDIT)
+        parser.add_option("credit_from_wu", action="store_true",
+                          help="grant workunit.canonical_credit (set by create_work --credit)")
+        parser.add_option("credit_from_runtime", action="store_true",
+                          help="grant credit from elapsed time x FLOPS estimate")
+        parser.add_option("post_assigned_credit", action="store_true",
+                          help="grant the canonical result's claimed_credit")
+        parser.add_option("no_credit", action="store_true", help="grant no credit")
+        parser.add_option("dont_update_db", action="store_true", help="same as --dry_run")
+
+    def __init__(self, options, project=None, db=None):
+        super().__init__(options, project, db)
+        if getattr(options, "dont_update_db", False):
+            options.dry_run = True
+        self.av_stats = AppVersionStats()
+        self.daily_result_quota = 0
+        if project is not None:
+            try:
+                self.daily_result_quota = int(project.config.get("daily_result_quota") or 0)
+            except (TypeError, ValueError):
+                self.daily_result_quota = 0
+
+    # -- enumeration ---------------------------------------------------------------------------
+    def enumerate_workunits(self) -> list[tuple[dict, list[dict]]]:
+        """DB_VALIDATOR_ITEM_SET::enumerate: (wu, results) groups of one query."""
+        o = self.options
+        sql, params = ENUMERATE_SQL, [self.app["id"]]
+        modulus, remainder = (o.mod if o.mod else (0, 0))
+        if o.wu_id:
+            sql += " AND wu.id = %s"
+            params.append(o.wu_id)
+        elif modulus:
+            sql += " AND wu.id %% %s = %s"
+            params += [modulus, remainder]
+        if o.min_wu_id:
+            sql += " AND wu.id >= %s"
+            params.append(o.min_wu_id)
+        if o.max_wu_id:
+            sql += " AND wu.id <= %s"
+            params.append(o.max_wu_id)
+        sql += " LIMIT %s"
+        params.append(SELECT_LIMIT)
+        rows = self.db.query(sql, tuple(params))
+        groups: dict[int, tuple[dict, list[dict]]] = {}
+        for row in rows:
+            wu_id = row["wu_id"]
+            if wu_id not in groups:
+                groups[wu_id] = ({c: row[f"wu_{c}"] for c in _WU_COLUMNS}, [])
+            groups[wu_id][1].append({c: row[c] for c in _RESULT_COLUMNS})
+        items = list(groups.values())
+        if len(rows) >= SELECT_LIMIT and len(items) > 1:
+            items.pop()   # the last group may be incomplete (BOINC drops it too)
+        return items
+
+    def do_pass(self) -> bool:
+        found = False
+        handled = 0
+        while True:
+            items = self.enumerate_workunits()
+            if not items:
+                break
+            for wu, results in items:
+                if self.stop.requested():
+                    return found
+                self.handle_wu(wu, results)
+                found = True
+                handled += 1
+                if self.options.one_pass_N_WU and handled >= self.options.one_pass_N_WU:
+                    return found
+            if self.options.wu_id or self.options.dry_run:
+                break
+        return found
+
+    def on_idle(self) -> None:
+        if not self.options.dry_run:
+            self.av_stats.flush(self.db)
+
+    def on_exit(self) -> None:
+        self.on_idle()
+
+    # -- one workunit ---------------------------------------------------------------------------
+    def _init(self, result: dict):
+        try:
+            return self.init_result(result)
+        except (Invalid, TransientError):
+            raise
+        except (BadOutputFile, ValueError, UnicodeError, KeyError, IndexError, TypeError) as exc:
+            # a crash on volunteer data is a bad result, not a dead daemon
+            raise Invalid(f"{type(exc).__name__}: {exc}") from exc
+
+    def _cleanup(self, result: dict, data) -> None:
+        try:
+            self.cleanup_result(result, data)
+        except Exception:  # noqa: BLE001
+            log.exception("cleanup_result failed for result %s", result["id"])
+
+    def handle_wu(self, wu: dict, results: list[dict]) -> None:
+        """Validate one workunit (validator.cpp handle_wu), writing in one transaction."""
+        wu = dict(wu)
+        for r in results:
+            r["_orig"] = {k: r[k] for k in ("validate_state", "outcome", "granted_credit",
+                                             "server_state")}
+        if wu["canonical_resultid"]:
+            log.info("[WU#%s %s] Already has canonical result %s", wu["id"], wu["name"],
+                     wu["canonical_resultid"])
+            plan = self._judge_stragglers(wu, results)
+        else:
+            log.info("[WU#%s %s] handle_wu(): No canonical result yet", wu["id"], wu["name"])
+            plan = self._look_for_quorum(wu, results)
+        if plan is None:
+            return
+        if self.options.dry_run:
+            log.info("DB not updated (dry run)")
+            return
+        with self.db.transaction():
+            self._write(wu, results, plan)
+
+    # Phase 1: no database writes; user code runs here.
+    def _judge_stragglers(self, wu, results) -> Optional[dict]:
+        canonical = next((r for r in results if r["id"] == wu["canonical_resultid"]), None)
+        if canonical is None:
+            log.error("[WU#%s %s] Can't find canonical result %s", wu["id"], wu["name"],
+                      wu["canonical_resultid"])
+            return None
+        checked, transition = [], NO_CHANGE
+        for r in results:
+            if r["server_state"] != ServerState.OVER or r["outcome"] != Outcome.SUCCESS:
+                continue
+            if r["validate_state"] not in (ValidateState.INIT, ValidateState.INCONCLUSIVE):
+                continue
+            log.info("[WU#%s] handle_wu(): testing result %s", wu["id"], r["id"])
+            if check_pair(r, canonical, self._init, self.compare, self._cleanup):
+                transition = DELAYED
+                break
+            checked.append(r)
+            transition = IMMEDIATE
+        return {"case": "straggler", "checked": checked, "canonical": canonical,
+                "transition": transition}
+
+    def _look_for_quorum(self, wu, results) -> dict:
+        viable = [r for r in results if is_viable(r)]
+        log.debug("[WU#%s %s] Found %d viable results", wu["id"], wu["name"], len(viable))
+        plan = {"case": "quorum", "viable": viable, "canonical_id": None,
+                "transition": NO_CHANGE, "checked": len(viable) >= wu["min_quorum"]}
+        if plan["checked"]:
+            canonical_id, retry = check_set(viable, wu["min_quorum"], self._init, self.compare,
+                                            self._cleanup)
+            plan["canonical_id"] = canonical_id
+            if retry:
+                plan["transition"] = DELAYED
+        return plan
+
+    # Phase 2: the database, in one transaction.
+    def _write(self, wu, results, plan) -> None:
+        if plan["case"] == "straggler":
+            self._write_stragglers(wu, plan)
+        else:
+            self._write_quorum(wu, results, plan)
+        self._finish_wu(wu, plan["transition"])
+
+    def _hav(self, result) -> Optional[dict]:
+        """hav_lookup: the host_app_version row, created if missing."""
+        gavid = generalized_app_version_id(int(result["app_version_id"]), int(result["appid"]))
+        row = self.db.query_one("SELECT * FROM host_app_version WHERE host_id=%s AND "
+                                "app_version_id=%s", (result["hostid"], gavid))
+        if row is None:
+            row = {"host_id": result["hostid"], "app_version_id": gavid,
+                   **{f: 0 for f in HAV_FIELDS}, "n_jobs_today": 0}
+            self.db.insert("host_app_version", row)
+        row = {k: (float(v) if k.endswith(("_n", "_avg", "_var", "_q")) else v)
+               for k, v in row.items()}
+        row["_orig"] = dict(row)
+        return row
+
+    def _save_hav(self, hav) -> None:
+        changed = {f: hav[f] for f in HAV_FIELDS if hav[f] != hav["_orig"][f]}
+        if changed:
+            sets = ", ".join(f"{f}=%s" for f in changed)
+            self.db.execute(f"UPDATE host_app_version SET {sets} WHERE host_id=%s AND "
+                            f"app_version_id=%s",
+                            (*changed.values(), hav["host_id"], hav["app_version_id"]))
+
+    def _host(self, result) -> Optional[dict]:
+        host = self.db.query_one("SELECT id, userid, " + ", ".join(HOST_FIELDS)
+                                 + " FROM host WHERE id=%s", (result["hostid"],))
+        if host is None:
+            log.error("[RESULT#%s] lookup of host %s failed", result["id"], result["hostid"])
+            return None
+        host = {k: (float(v) if k in HOST_FIELDS else v) for k, v in host.items()}
+        host["_orig"] = dict(host)
+        return host
+
+    def _save_host(self, host) -> None:
+        changed = {f: host[f] for f in HOST_FIELDS if host[f] != host["_orig"][f]}
+        if changed:
+            sets = ", ".join(f"{f}=%s" for f in changed)
+            self.db.execute(f"UPDATE host SET {sets} WHERE id=%s", (*changed.values(), host["id"]))
+
+    def _save_result(self, r) -> None:
+        self.db.execute(
+            "UPDATE result SET validate_state=%s, granted_credit=%s, server_state=%s, "
+            "outcome=%s, opaque=%s, random=%s, runtime_outlier=%s WHERE id=%s",
+            (int(r["validate_state"]), r["granted_credit"], int(r["server_state"]),
+             int(r["outcome"]), r["opaque"], r["random"], 1 if r["runtime_outlier"] else 0,
+             r["id"]))
+
+    def _is_unreplicated(self, wu) -> bool:
+        return wu["target_nresults"] == 1 and (self.app.get("target_nresults") or 0) > 1
+
+    def _is_valid(self, host, r, wu, hav) -> None:
+        compute_avg_turnaround(host, float(r["received_time"]) - float(r["sent_time"]))
+        if hav is not None:
+            hav["max_jobs_per_day"] += 1
+            if not self._is_unreplicated(wu):
+                hav["consecutive_valid"] += 1
+
+    def _is_invalid(self, hav) -> None:
+        if hav is not None:
+            hav["consecutive_valid"] = 0
+            if hav["max_jobs_per_day"] > self.daily_result_quota:
+                hav["max_jobs_per_day"] -= 1
+
+    def _write_stragglers(self, wu, plan) -> None:
+        o = self.options
+        canonical = plan["canonical"]
+        for r in plan["checked"]:
+            update = r["outcome"] == Outcome.VALIDATE_ERROR
+            host = self._host(r)
+            if host is None:
+                continue
+            hav = self._hav(r)
+            if r["validate_state"] == ValidateState.VALID:
+                update = True
+                log.info("[RESULT#%s %s] pair_check() matched: setting result to valid",
+                         r["id"], r["name"])
+                self._is_valid(host, r, wu, hav)
+                assign_credit_set(wu, [r], [hav], self.app, self.av_stats, self.db,
+                                  o.max_granted_credit)
+                if not o.no_credit:
+                    r["granted_credit"] = canonical["granted_credit"]
+                    grant_credit(self.db, host, float(r["sent_time"]), float(r["granted_credit"]))
+            elif r["validate_state"] == ValidateState.INVALID:
+                update = True
+                log.info("[RESULT#%s %s] pair_check() didn't match: setting result to invalid",
+                         r["id"], r["name"])
+                self._is_invalid(hav)
+            if hav is not None and r["validate_state"] in (ValidateState.VALID, ValidateState.INVALID):
+                self._save_hav(hav)
+            self._save_host(host)
+            if update:
+                self._save_result(r)
+
+    def _credit_for(self, wu, viable, havs, canonical_id) -> float:
+        o = self.options
+        credit = 0.0
+        if not o.credit_from_runtime:
+            credit = assign_credit_set(wu, viable, havs, self.app, self.av_stats, self.db,
+                                       o.max_granted_credit)
+        if o.credit_from_wu:
+            credit = float(wu["canonical_credit"])
+            if credit == 0:
+                log.error("[WU#%s %s] credit not specified in WU", wu["id"], wu["name"])
+        elif o.credit_from_runtime:
+            credit = credit_from_runtime(wu, viable, o.max_granted_credit)
+        elif o.post_assigned_credit:
+            credit = next((float(r["claimed_credit"]) for r in viable if r["id"] == canonical_id), 0.0)
+        elif o.no_credit:
+            credit = 0.0
+        if o.max_granted_credit and credit > o.max_granted_credit:
+            credit = o.max_granted_credit
+        return credit
+
+    def _write_quorum(self, wu, results, plan) -> None:
+        o = self.options
+        viable, canonical_id = plan["viable"], plan["canonical_id"]
+        havs = [self._hav(r) for r in viable]
+        if not plan["checked"]:
+            return
+        credit = self._credit_for(wu, viable, havs, canonical_id) if canonical_id else 0.0
+        n_viable = 0
+        for r, hav in zip(viable, havs):
+            update = False
+            if r["outcome"] != Outcome.SUCCESS or r["validate_state"] == ValidateState.INVALID:
+                plan["transition"] = IMMEDIATE
+                update = True
+            else:
+                n_viable += 1
+            host = None
+            if r["validate_state"] in (ValidateState.VALID, ValidateState.INVALID):
+                host = self._host(r)
+                if host is None:
+                    continue
+            if r["validate_state"] == ValidateState.VALID:
+                update = True
+                self._is_valid(host, r, wu, hav)
+                if not o.no_credit:
+                    r["granted_credit"] = credit
+                    grant_credit(self.db, host, float(r["sent_time"]), credit)
+                    log.info("[RESULT#%s %s] Valid; granted %f credit [HOST#%s]", r["id"],
+                             r["name"], credit, r["hostid"])
+            elif r["validate_state"] == ValidateState.INVALID:
+                update = True
+                log.info("[RESULT#%s %s] Invalid [HOST#%s]", r["id"], r["name"], r["hostid"])
+                self._is_invalid(hav)
+            elif r["validate_state"] == ValidateState.INIT:
+                log.info("[RESULT#%s %s] Inconclusive [HOST#%s]", r["id"], r["name"], r["hostid"])
+                r["validate_state"] = ValidateState.INCONCLUSIVE
+                update = True
+            if hav is not None:
+                self._save_hav(hav)
+            if host is not None:
+                self._save_host(host)
+            if update:
+                self._save_result(r)
+        if canonical_id:
+            plan["transition"] = NEVER
+            log.debug("[WU#%s %s] Found a canonical result: id=%s", wu["id"], wu["name"],
+                      canonical_id)
+            wu["canonical_resultid"] = canonical_id
+            wu["canonical_credit"] = credit
+            wu["assimilate_state"] = 1  # AssimilateState.READY
+            for r in results:
+                if r["server_state"] == ServerState.UNSENT:
+                    r["server_state"] = ServerState.OVER
+                    r["outcome"] = Outcome.DIDNT_NEED
+                    self._save_result(r)
+        else:
+            if n_viable > wu["max_success_results"]:
+                wu["error_mask"] |= WuError.TOO_MANY_SUCCESS_RESULTS
+                plan["transition"] = IMMEDIATE
+            if n_viable >= wu["target_nresults"]:
+                wu["target_nresults"] = n_viable + 1
+                plan["transition"] = IMMEDIATE
+
+    def _finish_wu(self, wu, transition) -> None:
+        now = int(time.time())
+        if transition == IMMEDIATE:
+            wu["transition_time"] = now
+        elif transition == DELAYED:
+            wu["transition_time"] = min(wu["transition_time"], now + TRANSIENT_DELAY)
+        elif transition == NEVER:
+            wu["transition_time"] = INT_MAX
+        self.db.execute(
+            "UPDATE workunit SET need_validate=0, error_mask=%s, assimilate_state=%s, "
+            "transition_time=%s, target_nresults=%s, canonical_resultid=%s, canonical_credit=%s "
+            "WHERE id=%s",
+            (int(wu["error_mask"]), wu["assimilate_state"], wu["transition_time"],
+             wu["target_nresults"], wu["canonical_resultid"], wu["canonical_credit"], wu["id"]))
