@@ -56,6 +56,21 @@ std::string last_error_text() {
     return text;
 }
 
+// A standard handle the child can inherit. A missing one (a GUI parent, a
+// closed stream) becomes the NUL device, since Python refuses to start
+// without all three.
+HANDLE inheritable_std_handle(DWORD which) {
+    HANDLE handle = GetStdHandle(which);
+    if (handle != nullptr && handle != INVALID_HANDLE_VALUE) {
+        SetHandleInformation(handle, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT);
+        DWORD flags = 0;
+        if (GetHandleInformation(handle, &flags)) return handle;
+    }
+    SECURITY_ATTRIBUTES inherit = {sizeof inherit, nullptr, TRUE};
+    return CreateFileW(L"NUL", which == STD_INPUT_HANDLE ? GENERIC_READ : GENERIC_WRITE,
+                       FILE_SHARE_READ | FILE_SHARE_WRITE, &inherit, OPEN_EXISTING, 0, nullptr);
+}
+
 }  // namespace
 
 int run_child(const fs::path& program, const std::vector<native_string>& args) {
@@ -74,9 +89,9 @@ int run_child(const fs::path& program, const std::vector<native_string>& args) {
     STARTUPINFOW startup = {};
     startup.cb = sizeof startup;
     startup.dwFlags = STARTF_USESTDHANDLES;
-    startup.hStdInput = GetStdHandle(STD_INPUT_HANDLE);
-    startup.hStdOutput = GetStdHandle(STD_OUTPUT_HANDLE);
-    startup.hStdError = GetStdHandle(STD_ERROR_HANDLE);
+    startup.hStdInput = inheritable_std_handle(STD_INPUT_HANDLE);
+    startup.hStdOutput = inheritable_std_handle(STD_OUTPUT_HANDLE);
+    startup.hStdError = inheritable_std_handle(STD_ERROR_HANDLE);
     PROCESS_INFORMATION process = {};
     std::vector<wchar_t> writable(command_line.begin(), command_line.end());
     writable.push_back(L'\0');
