@@ -24,8 +24,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 from .errors import BoincPymwError
@@ -162,3 +164,15 @@ def restore(default=None):
 def progress(fraction: float) -> None:
     """Report how much of the task is done (0..1) to BOINC; a no-op elsewhere."""
     _current().policy.fraction_done(fraction)
+
+
+class _CallableModule(types.ModuleType):
+    """``boinc_pymw.checkpoint`` is both this module and the function: once the
+    module is imported, Python sets the package attribute to the module, so
+    the module must be callable for ``boinc_pymw.checkpoint(state)`` to work."""
+
+    def __call__(self, state, *, force: bool = False) -> bool:
+        return checkpoint(state, force=force)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -10,7 +10,9 @@ Pipeline (no CPython compile: Debian's libpython3.11 is embedded):
     ldd(python3 + extensions)        --copy-->  lib*.so.N (minus glibc's core)
     /usr/lib/python3.11              --stdlib_zip.py--> python311.zip (.pyc only, pruned)
     boinc_pymw worker files          --stdlib_zip.py--> boinc_pymw.zip
-    everything                       --> runtime.json (manifest) and OUT.zip (packed)
+    everything                       --> runtime.json (manifest),
+                                         boinc_pymw_runtime.cfg (for the launcher)
+                                         and OUT.zip (packed, as the launcher unpacks it)
 
 All files sit in one flat directory, as BOINC keeps an app version's files
 side by side in the project directory.
@@ -24,12 +26,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from boinc_pymw.errors import BoincPymwError
 
+from .launcher_build import pack_runtime_archive, write_runtime_config
 from .shared_libs import library_closure, minimum_glibc
 
 PLATFORM = "x86_64-pc-linux-gnu"
@@ -56,6 +58,8 @@ EXTENSION_SUFFIX = ".cpython-311-x86_64-linux-gnu.so"
 
 # The part of boinc_pymw a volunteer's machine runs (never the server side).
 WORKER_FILES = ("__init__.py", "errors.py", "checkpoint.py", "worker")
+# What boinc_pymw_launcher passes before BOINC's own arguments (launcher/README.md).
+WORKER_ARGS = ("-m", "boinc_pymw.worker")
 
 
 class InterpreterBuildError(BoincPymwError):
@@ -159,19 +163,6 @@ def _write_manifest(directory: Path, glibc: str) -> None:
     (directory / "runtime.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
-def pack_directory(directory: Path, archive: Path) -> None:
-    """Zip a flat runtime directory, keeping the executable bits."""
-    tmp = archive.with_name(archive.name + ".part")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
-        for path in sorted(directory.iterdir()):
-            info = zipfile.ZipInfo(path.name, (1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = (0o755 if os.access(path, os.X_OK) else 0o644) << 16
-            info.create_system = 3  # unix, so the mode bits are honoured
-            zf.writestr(info, path.read_bytes())
-    os.replace(tmp, archive)
-
-
 def _smoke_test(exe: Path) -> None:
     code = "import boinc, json, zlib, decimal, boinc_pymw.worker, boinc_pymw.checkpoint"
     proc = subprocess.run([str(exe), "-c", code], capture_output=True, text=True, timeout=60)
@@ -207,12 +198,13 @@ def build_linux_runtime(out_dir: os.PathLike | str) -> RuntimeBuild:
         _zip_worker_package(work, stage / "boinc_pymw.zip")
         _smoke_test(exe)
         binaries = [p for p in stage.iterdir() if p.suffix == ".so" or ".so." in p.name]
+        write_runtime_config(stage, INTERPRETER_NAME, WORKER_ARGS)
         _write_manifest(stage, minimum_glibc([exe, *binaries]))
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(stage, out_dir)
     archive = out_dir.with_name(out_dir.name + ".zip")
-    pack_directory(out_dir, archive)
+    pack_runtime_archive(out_dir, archive)
     return RuntimeBuild(
         platform=PLATFORM,
         directory=out_dir,

@@ -9,8 +9,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .. import checkpoint as checkpoint_module
-from ..checkpoint import save_atomically
+from ..checkpoint import BoincPolicy, save_atomically, task_context
 from .boinc_runtime import is_real, load_boinc, resolve_path
 from .codec import JobFormatError, resolve_reference
 
@@ -111,9 +110,9 @@ def main(argv=None) -> int:
         add_code_paths(boinc, args.code)
         fn = import_function(job["function"])
         output_path = resolve_path(boinc, args.output)
-        policy = checkpoint_module.BoincPolicy(boinc) if is_real(boinc) else None
+        policy = BoincPolicy(boinc) if is_real(boinc) else None
         boinc.fraction_done(0.0)
-        with checkpoint_module.task_context(Path(args.checkpoint_dir), policy=policy):
+        with task_context(Path(args.checkpoint_dir), policy=policy):
             document = run_task(fn, job)
         save_atomically(output_path, encode_output(document))
     except (WorkerFailure, OSError) as exc:
