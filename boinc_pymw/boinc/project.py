@@ -113,7 +113,7 @@ class Project:
         return row
 
     # -- create-work --------------------------------------------------------------------------
-    def create_work(self, app, files, input_template, result_template, name=None,
+    def create_work(self, app, files, input_template=None, result_template=None, name=None,
                     batch=None, **wu_fields):
         """Create one workunit; see :mod:`boinc_pymw.boinc.create_work`."""
         from .create_work import create_work

@@ -1,0 +1,719 @@
+"""create-work: stage input files and write workunit rows, as BOINC's create_work.
+
+Data flow (one job or a batch of thousands)::
+
+    job (app, files, input template, result template, fields)
+      |  1. look up the app row            -> database errors surface here,
+      |                                       before anything is touched
+      |  2. parse each input template once  (TemplatePlan; cached per batch)
+      |  3. stage each distinct file once:  download_dir/name or the given
+      |     source -> dir_hier_path(name); md5 + nbytes (from the .md5 cache
+      |     when cache_md5_info), same name with other bytes is an error
+      |  4. build xml_doc exactly as libsched's process_input_template
+      v  5. INSERT the workunit rows (multi-row, one transaction, batch row
+            first) with transition_time=now so the transitioner makes results
+
+Files are staged before any row is written and rows are written in one
+transaction, so a failure leaves no workunit without its files and no part
+of a batch. Staged files stay where they are: BOINC files are immutable, so a
+retry reuses them.
+
+Field precedence is BOINC's: defaults, then keyword arguments, then values
+in the input template (the template wins). Defaults are those of the
+installed BOINC's backend_lib.h (quorum 2, target 2, max errors 3, max total
+10, max success 6, 3600 GFLOP estimate, 86400 GFLOP bound, 500 MB memory,
+1 GB disk, 7 days delay bound).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Optional, Union
+
+from ..errors import BoincPymwError
+from ..templates import TEMPLATE_WU_FIELDS, TemplateError, check_file_name, check_wu_fields
+from .hierarchy import dir_hier_path, dir_hier_url
+
+INT_MAX = 2**31 - 1
+
+#: backend_lib.h DEFAULT_* of the installed BOINC (7.20.5).
+WU_DEFAULTS = {
+    "rsc_fpops_est": 3600e9,
+    "rsc_fpops_bound": 86400e9,
+    "rsc_memory_bound": 5e8,
+    "rsc_disk_bound": 1e9,
+    "rsc_bandwidth_bound": 0.0,
+    "delay_bound": 7 * 86400,
+    "min_quorum": 2,
+    "target_nresults": 2,
+    "max_error_results": 3,
+    "max_total_results": 10,
+    "max_success_results": 6,
+}
+
+#: Other workunit columns a job may set.
+EXTRA_WU_FIELDS = {"priority": int, "opaque": float, "hr_class": int, "size_class": int,
+                   "keywords": str, "app_version_num": int}
+
+#: Elements process_input_template moves from <workunit> into columns.
+_TEMPLATE_COLUMNS = dict(TEMPLATE_WU_FIELDS, batch=int, size_class=int)
+
+XML_DOC_MAX = 65535
+
+#: batch.state values (boinc_db_types.h BATCH_STATE_*).
+BATCH_STATE_IN_PROGRESS = 1
+
+
+class CreateWorkError(BoincPymwError):
+    """A job could not be created; nothing half-done was left behind."""
+
+
+# -- input template ------------------------------------------------------------------------
+
+@dataclass
+class _FileInfo:
+    copied: list            # verbatim elements, in template order
+    gzip: bool = False
+    physical_name: Optional[str] = None   # a "constant" file already staged
+
+
+@dataclass
+class TemplatePlan:
+    """An input template parsed once, applied to many jobs."""
+
+    source: str
+    file_infos: list
+    workunit: list                  # ("file_ref", index, items) | ("command_line", text) | ("raw", xml)
+    columns: dict = field(default_factory=dict)   # consumed <workunit> fields
+    has_command_line: bool = False
+
+    @property
+    def n_job_files(self) -> int:
+        return sum(1 for f in self.file_infos if f.physical_name is None)
+
+
+def _copy_element(el) -> str:
+    """An element as BOINC's XML_PARSER::copy_element writes it: no attributes,
+    inner text stripped of surrounding white space."""
+    from lxml import etree
+
+    inner = (el.text or "") + "".join(
+        etree.tostring(child, encoding="unicode", with_tail=True) for child in el)
+    if el.text is None and len(el) == 0:
+        return f"<{el.tag}/>"
+    return f"<{el.tag}>{inner.strip()}</{el.tag}>"
+
+
+def _elements(parent):
+    return [el for el in parent if isinstance(el.tag, str)]
+
+
+def parse_input_template(text: str, source: str = "<input template>") -> TemplatePlan:
+    """Parse an input template; errors name the template and the problem."""
+    import re
+
+    from lxml import etree
+
+    empty = re.search(r"<(file_info|workunit|file_ref)\s*/>", text)
+    if empty:
+        raise CreateWorkError(f"{source}: BOINC's parser ignores an empty <{empty.group(1)}/>; "
+                              f"write <{empty.group(1)}></{empty.group(1)}>")
+    try:
+        root = etree.fromstring(text.encode("utf-8"),
+                                etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError as exc:
+        raise CreateWorkError(f"{source}: malformed XML: {exc}") from None
+    if root.tag != "input_template":
+        raise CreateWorkError(f"{source}: root element is <{root.tag}>, expected <input_template>")
+    plan = TemplatePlan(source=source, file_infos=[], workunit=[])
+    found_workunit = False
+    for el in _elements(root):
+        if el.tag == "file_info":
+            plan.file_infos.append(_parse_file_info(el, source))
+        elif el.tag == "workunit":
+            found_workunit = True
+            _parse_workunit(el, plan, source)
+    if not found_workunit:
+        raise CreateWorkError(f"{source}: no <workunit> element")
+    refs = sum(1 for item in plan.workunit if item[0] == "file_ref")
+    if refs != len(plan.file_infos):
+        raise CreateWorkError(f"{source}: {refs} <file_ref>(s) but {len(plan.file_infos)} "
+                              f"<file_info>(s); each input file needs one of each")
+    return plan
+
+
+def _parse_file_info(el, source: str) -> _FileInfo:
+    info = _FileInfo(copied=[])
+    for child in _elements(el):
+        if child.tag == "number":
+            continue
+        if child.tag == "gzip":
+            info.gzip = True
+        elif child.tag == "physical_name":
+            info.physical_name = check_file_name(f"{source}: <physical_name>",
+                                                 (child.text or "").strip())
+        elif child.tag in ("url", "md5_cksum", "nbytes"):
+            raise CreateWorkError(f"{source}: remote input files (<{child.tag}> in "
+                                  f"<file_info>) are not supported; stage the file instead")
+        else:
+            info.copied.append(_copy_element(child))
+    return info
+
+
+def _parse_workunit(el, plan: TemplatePlan, source: str) -> None:
+    index = 0
+    for child in _elements(el):
+        if child.tag == "file_ref":
+            items, has_open_name, copy_file = [], False, False
+            for sub in _elements(child):
+                if sub.tag in ("file_number", "file_name"):
+                    continue
+                if sub.tag == "open_name":
+                    name = (sub.text or "").strip()
+                    check_file_name(f"{source}: <open_name>", name)
+                    items.append(("open_name", name))
+                    has_open_name = True
+                elif sub.tag == "copy_file":
+                    items.append(("text", "    <copy_file/>\n"))
+                    copy_file = True
+                else:
+                    items.append(("text", _copy_element(sub) + "\n"))
+            if not has_open_name and not copy_file:
+                raise CreateWorkError(f"{source}: <file_ref> number {index} has no "
+                                      f"<open_name> (needed unless <copy_file/>)")
+            if index >= len(plan.file_infos):
+                raise CreateWorkError(f"{source}: <file_ref> number {index} names an "
+                                      f"undefined file (only {len(plan.file_infos)} <file_info>)")
+            plan.workunit.append(("file_ref", index, items, has_open_name))
+            index += 1
+        elif child.tag == "command_line":
+            plan.has_command_line = True
+            plan.workunit.append(("command_line", (child.text or "").strip()))
+        elif child.tag in _TEMPLATE_COLUMNS:
+            kind = _TEMPLATE_COLUMNS[child.tag]
+            text = (child.text or "").strip()
+            try:
+                plan.columns[child.tag] = kind(float(text)) if kind is int else kind(text)
+            except ValueError:
+                raise CreateWorkError(f"{source}: <{child.tag}> must be a number, "
+                                      f"not {text!r}") from None
+        else:
+            plan.workunit.append(("raw", _copy_element(child) + "\n"))
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+@dataclass
+class StagedFile:
+    name: str
+    path: str
+    url: str
+    md5: str
+    nbytes: float
+    gzipped_url: Optional[str] = None
+    gzipped_nbytes: Optional[float] = None
+
+
+def _md5_of(path: str) -> tuple:
+    digest = hashlib.md5()
+    nbytes = 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+            nbytes += len(chunk)
+    return digest.hexdigest(), float(nbytes)
+
+
+def read_md5_cache(path: str) -> Optional[tuple]:
+    """(md5, nbytes) from ``path.md5`` if it is a valid cache not older than the file.
+
+    A stale cache (older than the file) is removed, as BOINC's got_md5_info does.
+    """
+    cache = path + ".md5"
+    try:
+        file_mtime = int(os.stat(path).st_mtime)
+        cache_mtime = int(os.stat(cache).st_mtime)
+        with open(cache, encoding="ascii") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+    parts = text.split()
+    if len(parts) != 2 or not text.endswith("\n") or text.count("\n") != 1:
+        return None
+    try:
+        nbytes = float(parts[1])
+    except ValueError:
+        return None
+    if cache_mtime < file_mtime:
+        try:
+            os.unlink(cache)
+        except OSError:
+            pass
+        return None
+    return parts[0], nbytes
+
+
+def write_md5_cache(path: str, md5: str, nbytes: float) -> None:
+    """Write ``path.md5`` as BOINC does ("%s %.15e\\n"); an existing one is left alone."""
+    cache = path + ".md5"
+    if os.path.exists(cache):
+        return
+    tmp = f"{cache}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="ascii") as f:
+            f.write("%s %.15e\n" % (md5, nbytes))
+        os.replace(tmp, cache)
+    except OSError:
+        with _suppress():
+            os.unlink(tmp)
+
+
+class _suppress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return exc[0] is not None and issubclass(exc[0], OSError)
+
+
+Source = Union[None, str, os.PathLike, bytes]
+
+
+class Stager:
+    """Puts files into the download hierarchy once each and remembers their md5."""
+
+    def __init__(self, project):
+        self.project = project
+        self.config = project.config
+        self.staged: dict = {}
+
+    def file_info(self, name: str, source: Source = None, *, gzip: bool = False,
+                  constant: bool = False) -> StagedFile:
+        key = (name, gzip)
+        known = self.staged.get(key)
+        if known is not None:
+            if source is not None and self._source_md5(source) != known.md5:
+                raise CreateWorkError(f"input file {name!r} given twice with different "
+                                      f"contents (BOINC files are immutable)")
+            return known
+        staged = self._stage(name, source, gzip=gzip, constant=constant)
+        self.staged[key] = staged
+        return staged
+
+    @staticmethod
+    def _source_md5(source) -> str:
+        if isinstance(source, bytes):
+            return hashlib.md5(source).hexdigest()
+        return _md5_of(os.fspath(source))[0]
+
+    def _stage(self, name: str, source: Source, *, gzip: bool, constant: bool) -> StagedFile:
+        check_file_name("input file name", name)
+        c = self.config
+        path = dir_hier_path(name, c.download_dir, c.uldl_dir_fanout)
+        if source is not None:
+            self._stage_source(name, source, path)
+        elif not os.path.isfile(path):
+            top = os.path.join(c.download_dir, name)
+            if constant or not os.path.isfile(top):
+                where = path if constant else f"{top} or {path}"
+                raise CreateWorkError(f"input file {name!r} not found (looked for {where})")
+            self._stage_source(name, top, path)
+        md5_nbytes = read_md5_cache(path) if c.cache_md5_info else None
+        if md5_nbytes is None:
+            md5_nbytes = _md5_of(path)
+            if c.cache_md5_info:
+                write_md5_cache(path, *md5_nbytes)
+        md5, nbytes = md5_nbytes
+        staged = StagedFile(name=name, path=path, md5=md5, nbytes=nbytes,
+                            url=dir_hier_url(name, c.download_url, c.uldl_dir_fanout))
+        if gzip:
+            gz = path + ".gz"
+            if not os.path.isfile(gz):
+                raise CreateWorkError(f"input file {name!r} wants <gzip/> but {gz} is missing")
+            staged.gzipped_url = staged.url + ".gz"
+            staged.gzipped_nbytes = float(os.path.getsize(gz))
+        return staged
+
+    def _stage_source(self, name: str, source, path: str) -> None:
+        """Copy ``source`` (a path or bytes) to ``path`` unless identical bytes are there."""
+        if not isinstance(source, bytes):
+            source = os.fspath(source)
+            if not os.path.isfile(source):
+                raise CreateWorkError(f"input file {name!r}: source {source} does not exist")
+        if os.path.exists(path):
+            if self._source_md5(source) != _md5_of(path)[0]:
+                raise CreateWorkError(
+                    f"input file {name!r} already staged at {path} with different contents "
+                    f"(BOINC files are immutable: use a new name)")
+            return
+        os.makedirs(os.path.dirname(path), mode=0o770, exist_ok=True)
+        tmp = f"{path}.tmp{os.getpid()}"
+        try:
+            if isinstance(source, bytes):
+                with open(tmp, "wb") as f:
+                    f.write(source)
+            else:
+                shutil.copyfile(source, tmp)
+            os.chmod(tmp, 0o644)
+            try:
+                os.link(tmp, path)          # fails if someone staged it meanwhile
+            except FileExistsError:
+                if self._source_md5(source) != _md5_of(path)[0]:
+                    raise CreateWorkError(f"input file {name!r} was staged concurrently "
+                                          f"with different contents") from None
+        finally:
+            with _suppress():
+                os.unlink(tmp)
+
+
+# -- xml_doc -----------------------------------------------------------------------------------
+
+def _file_info_xml(info: _FileInfo, f: StagedFile) -> str:
+    parts = ["<file_info>\n"]
+    parts += [c + "\n" for c in info.copied]
+    parts.append(f"    <name>{f.name}</name>\n    <url>{f.url}</url>\n")
+    if f.gzipped_url:
+        parts.append(f"    <gzipped_url>{f.gzipped_url}</gzipped_url>\n"
+                     f"    <gzipped_nbytes>{f.gzipped_nbytes:.0f}</gzipped_nbytes>\n")
+    parts.append(f"    <md5_cksum>{f.md5}</md5_cksum>\n    <nbytes>{f.nbytes:.0f}</nbytes>\n"
+                 "</file_info>\n")
+    return "".join(parts)
+
+
+def build_xml_doc(plan: TemplatePlan, files: list, command_line: Optional[str] = None,
+                  additional_xml: Optional[str] = None) -> str:
+    """wu.xml_doc for ``files`` (StagedFile per <file_info>, in template order)."""
+    out = [_file_info_xml(info, f) for info, f in zip(plan.file_infos, files)]
+    out.append("<workunit>\n")
+    if command_line is not None:
+        out.append(f"<command_line>\n{command_line}\n</command_line>\n")
+    for item in plan.workunit:
+        if item[0] == "file_ref":
+            _, index, items, has_open_name = item
+            name = files[index].name
+            out.append(f"<file_ref>\n    <file_name>{name}</file_name>\n")
+            for kind, value in items:
+                out.append(f"    <open_name>{value}</open_name>\n" if kind == "open_name"
+                           else value)
+            if not has_open_name:
+                out.append(f"    <open_name>{name}</open_name>\n")
+            out.append("</file_ref>\n")
+        elif item[0] == "command_line":
+            out.append(f"<command_line>\n{item[1]}\n</command_line>\n")
+        else:
+            out.append(item[1])
+    if additional_xml:
+        out.append(additional_xml + "\n")
+    out.append("</workunit>")
+    return "".join(out)
+
+
+# -- jobs --------------------------------------------------------------------------------------
+
+FileArg = Union[str, tuple]
+
+
+@dataclass
+class Job:
+    """One workunit to create (the arguments of Project.create_work)."""
+
+    app: Union[str, int]
+    files: list
+    input_template: Optional[str] = None
+    result_template: Optional[str] = None
+    name: Optional[str] = None
+    command_line: Optional[str] = None
+    additional_xml: Optional[str] = None
+    fields: dict = field(default_factory=dict)
+
+
+def _split_file(arg) -> tuple:
+    """A job file: "name" (in download_dir or already staged), or (name, source)
+    where source is a path or bytes to stage under ``name``."""
+    if isinstance(arg, (tuple, list)) and len(arg) == 2:
+        return str(arg[0]), arg[1]
+    if isinstance(arg, (str, os.PathLike)):
+        return os.fspath(arg), None
+    raise CreateWorkError(f"input file {arg!r}: give a name or a (name, source) pair")
+
+
+class _Context:
+    """Per-call caches: apps, templates, staged files."""
+
+    def __init__(self, project):
+        self.project = project
+        self.stager = Stager(project)
+        self.apps: dict = {}
+        self.plans: dict = {}
+        self.result_templates: dict = {}
+
+    def app(self, app) -> dict:
+        if isinstance(app, dict):
+            return app
+        if app not in self.apps:
+            if isinstance(app, int):
+                row = self.project.db.query_one("SELECT * FROM app WHERE id=%s", (app,))
+                if row is None:
+                    raise CreateWorkError(f"no application with id {app}")
+            else:
+                try:
+                    row = self.project.app(app)
+                except BoincPymwError as exc:
+                    if "no application" in str(exc):
+                        raise CreateWorkError(str(exc)) from None
+                    raise
+            self.apps[app] = row
+        return self.apps[app]
+
+    def plan(self, template: Optional[str], app_name: str) -> TemplatePlan:
+        if template is None:
+            template = os.path.join("templates", f"{app_name}_in")
+        if template not in self.plans:
+            if template.lstrip().startswith("<"):
+                self.plans[template] = parse_input_template(template)
+            else:
+                path = os.path.join(self.project.path, template)
+                try:
+                    with open(path, encoding="utf-8") as f:
+                        text = f.read()
+                except OSError as exc:
+                    raise CreateWorkError(f"input template {path}: {exc.strerror}") from None
+                self.plans[template] = parse_input_template(text, path)
+        return self.plans[template]
+
+    def result_template(self, template: Optional[str], app_name: str) -> str:
+        """result_template_file: relative to the project dir, which must hold it."""
+        if template is None:
+            template = os.path.join("templates", f"{app_name}_out")
+        if template not in self.result_templates:
+            path = os.path.normpath(os.path.join(self.project.path, template))
+            relative = os.path.relpath(path, self.project.path)
+            if relative.startswith(".."):
+                raise CreateWorkError(f"result template {path} must be inside the project "
+                                      f"directory {self.project.path} (BOINC stores it relative)")
+            if not os.path.isfile(path):
+                raise CreateWorkError(f"result template {path}: no such file")
+            if len(relative) > 63:
+                raise CreateWorkError(f"result template path {relative!r} is longer than "
+                                      f"63 characters (workunit.result_template_file)")
+            _check_result_template(path)
+            self.result_templates[template] = relative
+        return self.result_templates[template]
+
+
+def _check_result_template(path: str) -> None:
+    from lxml import etree
+
+    try:
+        root = etree.parse(path).getroot()
+    except etree.XMLSyntaxError as exc:
+        raise CreateWorkError(f"result template {path}: malformed XML: {exc}") from None
+    if root.tag != "output_template":
+        raise CreateWorkError(f"result template {path}: root is <{root.tag}>, "
+                              f"expected <output_template>")
+
+
+def _check_name(name: str) -> str:
+    try:
+        check_file_name("workunit name", name)
+    except TemplateError as exc:
+        raise CreateWorkError(str(exc)) from None
+    if len(name) > 240:
+        raise CreateWorkError(f"workunit name {name[:40]!r}... is longer than 240 characters")
+    return name
+
+
+def _job_fields(fields: dict) -> tuple:
+    """Split keyword fields into template fields (checked) and extra columns."""
+    template_fields, extra = {}, {}
+    for key, value in fields.items():
+        if key in TEMPLATE_WU_FIELDS:
+            template_fields[key] = value
+        elif key in EXTRA_WU_FIELDS:
+            try:
+                extra[key] = EXTRA_WU_FIELDS[key](value)
+            except (TypeError, ValueError):
+                raise CreateWorkError(f"{key} must be {EXTRA_WU_FIELDS[key].__name__}, "
+                                      f"not {value!r}") from None
+        else:
+            raise CreateWorkError(f"unknown workunit field {key!r}")
+    try:
+        template_fields = check_wu_fields(template_fields)
+    except TemplateError as exc:
+        raise CreateWorkError(str(exc)) from None
+    return template_fields, extra
+
+
+def _prepare(ctx: _Context, job: Job, batch_id: int, now: int) -> dict:
+    """Everything for one workunit row; stages its files. Raises before any DB write."""
+    app = ctx.app(job.app)
+    name = _check_name(job.name)
+    plan = ctx.plan(job.input_template, app["name"])
+    result_template_file = ctx.result_template(job.result_template, app["name"])
+    if job.command_line is not None:
+        from ..templates import check_xml_text
+
+        try:
+            check_xml_text("command_line", job.command_line)
+        except TemplateError as exc:
+            raise CreateWorkError(str(exc)) from None
+        if plan.has_command_line:
+            raise CreateWorkError(f"{plan.source}: the template has a <command_line>; "
+                                  f"BOINC refuses a second one from the job")
+    template_fields, extra = _job_fields(job.fields)
+    given = [_split_file(f) for f in job.files]
+    if len(given) != plan.n_job_files:
+        raise CreateWorkError(f"{plan.source} defines {plan.n_job_files} input file(s) "
+                              f"but the job {name!r} gives {len(given)}")
+    staged, it = [], iter(given)
+    for info in plan.file_infos:
+        if info.physical_name is not None:
+            staged.append(ctx.stager.file_info(info.physical_name, gzip=info.gzip,
+                                               constant=True))
+        else:
+            file_name, source = next(it)
+            try:
+                staged.append(ctx.stager.file_info(file_name, source, gzip=info.gzip))
+            except TemplateError as exc:
+                raise CreateWorkError(str(exc)) from None
+    xml_doc = build_xml_doc(plan, staged, job.command_line, job.additional_xml)
+    if len(xml_doc.encode("utf-8")) > XML_DOC_MAX:
+        raise CreateWorkError(f"workunit {name!r}: xml_doc is {len(xml_doc)} bytes, "
+                              f"BOINC's limit is {XML_DOC_MAX}")
+    values = dict(WU_DEFAULTS)
+    values.update(template_fields)
+    values.update(plan.columns)                      # the template wins, as in BOINC
+    try:
+        check_wu_fields({k: values[k] for k in TEMPLATE_WU_FIELDS if k != "rsc_bandwidth_bound"
+                         or values[k]})
+    except TemplateError as exc:
+        raise CreateWorkError(f"workunit {name!r}: {exc}") from None
+    return {
+        "create_time": now,
+        "appid": app["id"],
+        "name": name,
+        "xml_doc": xml_doc,
+        "batch": int(values.pop("batch", 0) or batch_id),
+        "rsc_fpops_est": float(values["rsc_fpops_est"]),
+        "rsc_fpops_bound": float(values["rsc_fpops_bound"]),
+        "rsc_memory_bound": float(values["rsc_memory_bound"]),
+        "rsc_disk_bound": float(values["rsc_disk_bound"]),
+        "need_validate": 0,
+        "canonical_resultid": 0,
+        "canonical_credit": 0.0,
+        "transition_time": now,
+        "delay_bound": int(values["delay_bound"]),
+        "error_mask": 0,
+        "file_delete_state": 0,
+        "assimilate_state": 0,
+        "hr_class": extra.get("hr_class", 0),
+        "opaque": extra.get("opaque", 0.0),
+        "min_quorum": int(values["min_quorum"]),
+        "target_nresults": int(values["target_nresults"]),
+        "max_error_results": int(values["max_error_results"]),
+        "max_total_results": int(values["max_total_results"]),
+        "max_success_results": int(values["max_success_results"]),
+        "result_template_file": result_template_file,
+        "priority": extra.get("priority", 0),
+        "rsc_bandwidth_bound": float(values["rsc_bandwidth_bound"]),
+        "fileset_id": 0,
+        "app_version_id": 0,
+        "transitioner_flags": 0,
+        "size_class": int(values.get("size_class", extra.get("size_class", -1))),
+        "keywords": extra.get("keywords", ""),
+        "app_version_num": extra.get("app_version_num", 0),
+    }
+
+
+def _as_job(job, defaults: dict, index: int, base_name: str) -> Job:
+    if isinstance(job, Job):
+        return job
+    if not isinstance(job, dict):
+        raise CreateWorkError(f"job {index}: expected a dict or Job, not {type(job).__name__}")
+    spec = dict(defaults)
+    spec.update(job)
+    known = {"app", "files", "input_template", "result_template", "name", "command_line",
+             "additional_xml"}
+    fields = {k: v for k, v in spec.items() if k not in known}
+    if "app" not in spec:
+        raise CreateWorkError(f"job {index}: no app given")
+    return Job(app=spec["app"], files=list(spec.get("files") or ()),
+               input_template=spec.get("input_template"),
+               result_template=spec.get("result_template"),
+               name=spec.get("name") or f"{base_name}_{index}",
+               command_line=spec.get("command_line"),
+               additional_xml=spec.get("additional_xml"), fields=fields)
+
+
+def _default_base(app) -> str:
+    app_name = app if isinstance(app, str) else str(app)
+    return f"{app_name}_{os.getpid()}_{int(time.time())}"
+
+
+def create_work(project, app, files, input_template=None, result_template=None, name=None,
+                batch=None, *, command_line=None, additional_xml=None, **wu_fields) -> int:
+    """Create one workunit; returns its id.
+
+    ``files`` pairs, in order, with the template's ``<file_info>``s: each is
+    a physical name (found in download_dir or already in the hierarchy) or a
+    ``(name, source)`` pair with source a path or bytes. ``input_template``
+    is a path relative to the project (default ``templates/<app>_in``) or the
+    template text; ``result_template`` a path inside the project (default
+    ``templates/<app>_out``). ``batch`` is an existing batch id.
+    """
+    job = Job(app=app, files=list(files), input_template=input_template,
+              result_template=result_template, name=name or _default_base(app),
+              command_line=command_line, additional_xml=additional_xml, fields=wu_fields)
+    ctx = _Context(project)
+    ctx.app(app)                                     # database problems surface first
+    row = _prepare(ctx, job, int(batch or 0), int(time.time()))
+    return project.db.insert("workunit", row)
+
+
+@dataclass
+class BatchResult:
+    batch_id: int
+    workunit_ids: list      # in job order
+
+
+def create_batch(project, jobs: Iterable, *, batch_name: Optional[str] = None,
+                 user_id: int = 0, description: str = "", **defaults) -> BatchResult:
+    """Create many workunits in one transaction, under a new batch row.
+
+    ``jobs`` are dicts with the keys of :func:`create_work` (``files`` and
+    any workunit fields; ``app`` and templates may come from ``defaults``)
+    or :class:`Job` objects. Names default to ``<batch name>_<n>``. Each
+    distinct file is staged and checksummed once. Either every workunit and
+    the batch row are written, or none.
+    """
+    base = batch_name or _default_base(defaults.get("app", "batch"))
+    job_list = [_as_job(job, defaults, i, base) for i, job in enumerate(jobs)]
+    if not job_list:
+        raise CreateWorkError("create_batch: no jobs given")
+    names = [j.name for j in job_list]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise CreateWorkError(f"create_batch: workunit name {dup!r} used twice")
+    ctx = _Context(project)
+    first_app = ctx.app(job_list[0].app)             # database problems surface first
+    now = int(time.time())
+    rows = [_prepare(ctx, job, 0, now) for job in job_list]
+    db = project.db
+    with db.transaction():
+        batch_id = db.insert("batch", {
+            "user_id": user_id, "create_time": now, "logical_start_time": 0.0,
+            "logical_end_time": 0.0, "est_completion_time": 0.0, "njobs": len(rows),
+            "fraction_done": 0.0, "nerror_jobs": 0, "state": BATCH_STATE_IN_PROGRESS,
+            "completion_time": 0.0, "credit_estimate": 0.0, "credit_canonical": 0.0,
+            "credit_total": 0.0, "name": base[:254], "app_id": first_app["id"],
+            "project_state": 0, "description": description[:254], "expire_time": 0.0})
+        for row in rows:
+            row["batch"] = batch_id
+        db.insert_many("workunit", rows)
+        ids = {r["name"]: r["id"] for r in db.query(
+            "SELECT id, name FROM workunit WHERE batch=%s", (batch_id,))}
+    return BatchResult(batch_id=batch_id, workunit_ids=[ids.get(n) for n in names])
