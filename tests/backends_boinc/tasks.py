@@ -1,0 +1,33 @@
+"""Task functions the BOINC back-end tests run on workers (importable by name)."""
+
+import os
+import signal
+
+
+def square(x):
+    return x * x
+
+
+def add(a, b=0):
+    return a + b
+
+
+def raises(message):
+    raise ValueError(message)
+
+
+def crashes():
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def writes_garbage():
+    """Replace the worker's answer with bytes that are not a worker output."""
+    import atexit
+
+    import boinc_pymw.worker.runner as runner
+
+    def garbage(_document):
+        return b"\x00\xffnot json at all"
+
+    runner.encode_output = garbage
+    return 1
