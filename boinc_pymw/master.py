@@ -10,13 +10,16 @@ Two styles on one object:
 The back end is picked by name (``interface=``), by ``-i/--interface`` on the
 command line (``add_arguments`` + ``Master.from_args``) or by the
 ``BOINC_PYMW_INTERFACE`` environment variable, in that order.
+
+Ctrl-C inside ``with Master(...)`` stops at once: queued tasks are cancelled
+and back ends that can (multicore) kill their workers, so nothing hangs and no
+process is left behind.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-import itertools
 import math
 import os
 import threading
@@ -24,7 +27,7 @@ import time
 from concurrent.futures import Executor, Future
 from typing import Any, Callable, Iterable, Optional
 
-from . import backends
+from . import backends, progress as _progress
 from .backends.base import WorkItem
 from .errors import BoincPymwError
 
@@ -78,8 +81,16 @@ class Task:
         return self._item.finished_at - self._item.submitted_at
 
     def get_execution_time(self) -> Optional[float]:
-        """Seconds the task ran on its worker (None while unfinished)."""
-        if self._item.finished_at is None or self._item.started_at is None:
+        """Seconds the task ran on its worker (None while unfinished).
+
+        Back ends that measure it on the worker set ``item.execution_time``;
+        otherwise it is the time from start to the outcome's arrival."""
+        if self._item.finished_at is None:
+            return None
+        measured = getattr(self._item, "execution_time", None)
+        if measured is not None:
+            return measured
+        if self._item.started_at is None:
             return None
         return self._item.finished_at - self._item.started_at
 
@@ -110,9 +121,12 @@ class Master(Executor):
         self._lock = threading.Lock()
         self._shutdown = False
         self._tasks: list[Task] = []
-        self._finished: collections.deque[Task] = collections.deque()
+        # PyMW bookkeeping: tasks not handed back by get_result yet, and the
+        # finished ones among them in the order they finished (dicts as
+        # ordered sets).
+        self._unreturned: dict[Task, None] = {}
+        self._finished: dict[Task, None] = {}
         self._finished_cond = threading.Condition()
-        self._counts = collections.Counter()
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, **overrides: Any) -> "Master":
@@ -142,9 +156,10 @@ class Master(Executor):
         return item
 
     def map(self, fn: Callable, *iterables: Iterable, timeout: Optional[float] = None,
-            chunksize: Optional[int] = None):
+            chunksize: Optional[int] = None, progress: bool = False):
         """Like ``Executor.map``; calls travel in chunks (automatic size by
-        default) so that tiny tasks cost little."""
+        default) so that tiny tasks cost little. ``progress=True`` shows a
+        progress bar (tqdm when installed)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         calls = list(zip(*iterables))
         if chunksize is None:
@@ -163,7 +178,10 @@ class Master(Executor):
                          for i in range(0, len(calls), chunksize)]
             if items:
                 self._backend.submit(items)
-        return self._results_in_order(items, deadline, chunked=chunksize != 1)
+        results = self._results_in_order(items, deadline, chunked=chunksize != 1)
+        if progress:
+            return _progress.track(results, len(calls), desc=getattr(fn, "__name__", "tasks"))
+        return results
 
     def _auto_chunksize(self, n: int) -> int:
         workers = max(1, self._backend.workers or os.cpu_count() or 1)
@@ -190,7 +208,29 @@ class Master(Executor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
             self._shutdown = True
-        self._backend.shutdown(wait=wait, cancel_futures=cancel_futures)
+        try:
+            self._backend.shutdown(wait=wait, cancel_futures=cancel_futures)
+        except KeyboardInterrupt:
+            self._abort("interrupted while shutting down")
+            raise
+
+    def _abort(self, reason: str) -> None:
+        """Stop now: cancel what is queued, stop what runs where possible."""
+        with self._lock:
+            self._shutdown = True
+        kill = getattr(self._backend, "kill", None)
+        if kill is not None:
+            kill(reason)
+        else:
+            self._backend.shutdown(wait=False, cancel_futures=True)
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        if exc_type is not None and not issubclass(exc_type, Exception):
+            # KeyboardInterrupt / SystemExit: do not wait for running tasks.
+            self._abort(f"the master was stopped ({exc_type.__name__})")
+        else:
+            self.shutdown(wait=True)
+        return False
 
     # -- PyMW-compatible API ------------------------------------------------
     def submit_task(self, executable: Callable, input_data: Iterable = (), modules=(),
@@ -212,13 +252,14 @@ class Master(Executor):
         task = Task(executable, input_data, item)
         with self._finished_cond:
             self._tasks.append(task)
-            self._counts["submitted"] += 1
+            self._unreturned[task] = None
         item.future.add_done_callback(lambda _f, t=task: self._task_done(t))
         return task
 
     def _task_done(self, task: Task) -> None:
         with self._finished_cond:
-            self._finished.append(task)
+            if task in self._unreturned:
+                self._finished[task] = None
             self._finished_cond.notify_all()
 
     def get_result(self, task: Optional[Task | list] = None, blocking: bool = True,
@@ -229,23 +270,32 @@ class Master(Executor):
         waits for any of its tasks. Non-blocking with nothing ready gives
         ``(None, None)``. A task's exception is raised here.
         """
-        wanted = None if task is None else (set(task) if isinstance(task, list) else {task})
+        if task is None:
+            wanted = None
+        elif isinstance(task, (list, tuple, set, frozenset)):
+            wanted = set(task)
+        else:
+            wanted = {task}
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._finished_cond:
             while True:
-                for t in list(self._finished):
-                    if wanted is None or t in wanted:
-                        self._finished.remove(t)
-                        self._counts["returned"] += 1
-                        return t, t.future.result()
-                if wanted is not None and not any(t in self._tasks for t in wanted):
-                    raise BoincPymwError("task was not submitted to this master or was already returned")
+                found = next((t for t in self._finished if wanted is None or t in wanted), None)
+                if found is not None:
+                    del self._finished[found]
+                    del self._unreturned[found]
+                    break
+                if wanted is None and not self._unreturned:
+                    raise BoincPymwError("get_result: every submitted task was already returned")
+                if wanted is not None and not any(t in self._unreturned for t in wanted):
+                    raise BoincPymwError(
+                        "get_result: the task was not submitted to this master or was already returned")
                 if not blocking:
                     return None, None
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    raise TimeoutError("no task finished in time")
+                    raise TimeoutError("get_result: no task finished in time")
                 self._finished_cond.wait(remaining)
+        return found, found.future.result()
 
     def get_status(self) -> dict:
         """Counts of PyMW-style tasks by state, plus the back end's own facts."""

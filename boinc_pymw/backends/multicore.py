@@ -1,0 +1,550 @@
+"""The multicore back end: persistent local worker processes over pipes.
+
+Data flow::
+
+    Master.submit / map
+          |  WorkItems
+          v
+    _pending deque --(one event-loop thread)--> per worker, while it has room:
+                                                  pop items, mark them RUNNING,
+                                                  cloudpickle the functions and
+                                                  pickle the arguments into ONE
+                                                  TASKS frame (a batch)
+                                                        |  task pipe (non-blocking)
+                                                        v
+                                                  worker process (_mc_worker)
+                                                        |  result pipe
+                                                        v
+    futures  <-- set_result / set_exception ---- RESULTS frames (batches),
+                                                  STARTED frames (timed tasks)
+
+Tiny tasks are batched on the wire automatically: how many tasks a worker may
+hold ("room") follows the measured task duration, so no-ops travel thousands
+per frame while 20 ms tasks travel two at a time (keeping the load balanced
+and leaving the rest cancellable in ``_pending``). Big payloads are capped at
+about 1 MiB per frame and pipes are enlarged to 1 MiB.
+
+Failures: a worker's death shows as end of file on its result pipe. A shared
+"started" counter tells which of its in-flight tasks ran: the one it was
+running (and any whose results it had not sent yet) fail with
+:class:`WorkerLost`; those it never started go back to the queue; a new
+worker takes its place. A task over its timeout gets its worker killed and
+fails with :class:`TaskTimeout`.
+
+Everything on these pipes is trusted: the master's own code and data going to
+processes it started itself. Nothing from volunteers ever travels this way.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import heapq
+import math
+import mmap
+import os
+import pickle
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from typing import Any, Optional, Sequence
+
+from ..errors import BoincPymwError, RemoteTraceback, TaskError, TaskTimeout, WorkerLost
+from . import _mc_wire as wire
+from .base import Backend, WorkItem
+
+#: seconds of work a worker may hold beyond the task it runs
+TARGET_QUEUE_SECONDS = 0.02
+#: bounds on tasks in flight per worker
+MIN_IN_FLIGHT, MAX_IN_FLIGHT = 2, 2048
+#: stop adding tasks to a frame once its payload reaches this size
+MAX_FRAME_PAYLOAD = 1 << 20
+#: how long a stopping worker may take before it is killed (seconds)
+STOP_GRACE = 5.0
+
+_live_backends: "weakref.WeakSet[MulticoreBackend]" = weakref.WeakSet()
+
+
+def _stop_leftovers() -> None:
+    """At interpreter exit, no worker outlives its master."""
+    for backend in list(_live_backends):
+        backend.kill(reason="the master process is exiting")
+
+
+atexit.register(_stop_leftovers)
+
+
+def describe_exit(code: Optional[int]) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _function_name(fn) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+
+
+def rebuild_exception(blob) -> BaseException:
+    """The task's own exception, with the remote traceback as ``__cause__``."""
+    exc_bytes, type_name, message, tb_text = pickle.loads(blob)
+    exc = None
+    if exc_bytes is not None:
+        try:
+            exc = pickle.loads(exc_bytes)
+        except Exception:
+            exc = None
+    if not isinstance(exc, BaseException):
+        exc = TaskError(f"{type_name}: {message}")
+    exc.__cause__ = RemoteTraceback(tb_text)
+    return exc
+
+
+class _Worker:
+    """One worker process as the master sees it."""
+
+    def __init__(self, index: int, env: dict, init_frame: bytes):
+        self.index = index
+        task_r, self.task_fd = os.pipe()
+        self.result_fd, result_w = os.pipe()
+        wire.grow_pipe(self.task_fd)
+        wire.grow_pipe(result_w)
+        if hasattr(os, "memfd_create"):
+            counter_fd = os.memfd_create("boinc_pymw-started")
+        else:  # pragma: no cover - non-Linux
+            counter_fd = os.dup(tempfile.TemporaryFile().fileno())
+        os.ftruncate(counter_fd, 8)
+        try:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "boinc_pymw.backends._mc_worker",
+                 str(task_r), str(result_w), str(counter_fd)],
+                pass_fds=(task_r, result_w, counter_fd), env=env, stdin=subprocess.DEVNULL)
+            self._counter_map = mmap.mmap(counter_fd, 8)
+        finally:
+            os.close(task_r)
+            os.close(result_w)
+            os.close(counter_fd)
+        self.started = memoryview(self._counter_map).cast("Q")
+        wire.write_all(self.task_fd, init_frame)
+        os.set_blocking(self.task_fd, False)
+        os.set_blocking(self.result_fd, False)
+        self.reader = wire.FrameReader(self.result_fd)
+        self.in_flight: collections.deque[WorkItem] = collections.deque()
+        self.received = 0          # tasks whose outcome arrived
+        self.outbox: Optional[memoryview] = None
+        self.stop_reason: Optional[str] = None  # set when the master kills it
+        self.closed = False
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            try:
+                self.popen.kill()
+            except ProcessLookupError:
+                pass
+
+    def close(self) -> Optional[int]:
+        """Release the pipes and reap the process; returns its exit status."""
+        if not self.closed:
+            self.closed = True
+            for fd in (self.task_fd, self.result_fd):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        try:
+            code = self.popen.wait(STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.popen.wait()
+        started = self.started
+        self.started = memoryview(bytearray(8)).cast("Q")
+        started.release()
+        self._counter_map.close()
+        return code
+
+
+class MulticoreBackend(Backend):
+    """Persistent worker processes on this machine (the default interface)."""
+
+    name = "multicore"
+
+    def __init__(self, workers: Optional[int] = None, **options: Any):
+        workers = workers if workers is not None else (os.cpu_count() or 1)
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        super().__init__(workers, **options)
+        self._pending: collections.deque[WorkItem] = collections.deque()
+        self._retry: collections.deque[WorkItem] = collections.deque()  # already RUNNING
+        self._deadlines: list = []
+        self._estimate: Optional[float] = None  # seconds per task, measured
+        self._closing = False
+        self._killing: Optional[str] = None
+        self._armed = False
+        self._failure: Optional[BaseException] = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._checkpoint_root = tempfile.mkdtemp(prefix="boinc_pymw-mc-")
+        self._env = self._worker_env()
+        self._init_frame = wire.frame(wire.INIT, pickle.dumps(
+            {"sys_path": list(sys.path), "checkpoint_root": self._checkpoint_root}))
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._workers: list[_Worker] = []
+        try:
+            for index in range(workers):
+                self._workers.append(self._start_worker(index))
+        except BaseException:
+            for w in self._workers:
+                w.kill()
+                w.close()
+            raise
+        _live_backends.add(self)
+        self._thread = threading.Thread(target=self._run, name="boinc_pymw-multicore",
+                                        daemon=True)
+        self._thread.start()
+
+    # -- Backend contract ----------------------------------------------------
+    def submit(self, items: Sequence[WorkItem]) -> None:
+        if self._closing:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        self._pending.extend(items)
+        if self._armed:
+            self._armed = False
+            self._wake()
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        self._closing = True
+        if cancel_futures:
+            self._cancel_pending()
+        self._wake()
+        if wait and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def kill(self, reason: str = "the master stopped it") -> None:
+        """Stop at once: cancel queued tasks, kill workers, fail running tasks."""
+        if not self._thread.is_alive():
+            return
+        self._killing = reason
+        self._closing = True
+        self._cancel_pending()
+        for w in list(self._workers):
+            w.kill()
+        self._wake()
+        if self._thread is not threading.current_thread():
+            self._thread.join(STOP_GRACE * 2)
+
+    def status(self) -> dict:
+        return {
+            "workers": self.workers,
+            "worker_pids": [w.pid for w in self._workers],
+            "in_flight": sum(len(w.in_flight) for w in self._workers),
+            "pending": len(self._pending) + len(self._retry),
+        }
+
+    # -- helpers ---------------------------------------------------------------
+    @staticmethod
+    def _worker_env() -> dict:
+        env = dict(os.environ)
+        package_parent = os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))))
+        env["PYTHONPATH"] = os.pathsep.join(
+            [package_parent] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        return env
+
+    def _start_worker(self, index: int) -> _Worker:
+        worker = _Worker(index, self._env, self._init_frame)
+        self._selector.register(worker.result_fd, selectors.EVENT_READ, worker)
+        return worker
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"!")
+        except (BlockingIOError, OSError):
+            pass  # already has bytes waiting, or closed at the very end
+
+    def _cancel_pending(self) -> None:
+        while self._pending:
+            try:
+                item = self._pending.popleft()
+            except IndexError:
+                break
+            item.future.cancel()
+
+    def _room(self) -> int:
+        if self._estimate is None:
+            return MIN_IN_FLIGHT
+        return int(min(MAX_IN_FLIGHT, max(MIN_IN_FLIGHT,
+                                          TARGET_QUEUE_SECONDS / max(self._estimate, 1e-7))))
+
+    # -- event loop ------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # a bug here must not leave futures pending
+            self._failure = exc
+            self._fail_everything(BoincPymwError(f"multicore back end failed: {exc!r}"))
+        finally:
+            self._stop_workers()
+
+    def _loop(self) -> None:
+        while True:
+            self._armed = True
+            if self._killing is None:
+                self._dispatch()
+            busy = self._pending or self._retry or any(w.in_flight for w in self._workers)
+            if self._closing and not busy:
+                return
+            events = self._selector.select(self._seconds_to_deadline())
+            for key, _mask in events:
+                if key.data is None:
+                    try:
+                        while os.read(self._wake_r, 4096):
+                            pass
+                    except BlockingIOError:
+                        pass
+                elif key.fileobj == key.data.result_fd:
+                    self._read_results(key.data)
+                else:
+                    self._send(key.data)
+            self._expire_overdue()
+
+    def _dispatch(self) -> None:
+        room = self._room()
+        # Top a worker up only once it has used half its room, so that tiny
+        # tasks travel in big frames rather than a trickle of small ones.
+        low_water = room - max(1, room // 2)
+        ready = [w for w in self._workers if w.outbox is None and len(w.in_flight) <= low_water]
+        if not ready:
+            return
+        for w in ready:
+            queued = len(self._pending) + len(self._retry)
+            if not queued:
+                return
+            share = max(1, math.ceil(queued / len(ready)))
+            self._send_batch(w, min(room - len(w.in_flight), share))
+
+    def _next_item(self) -> Optional[WorkItem]:
+        while True:
+            if self._retry:
+                return self._retry.popleft()
+            try:
+                item = self._pending.popleft()
+            except IndexError:
+                return None
+            if item.mark_started():
+                return item
+
+    def _send_batch(self, worker: _Worker, limit: int) -> None:
+        fn_index: dict[int, int] = {}
+        fn_blobs: list = []
+        records: list = []
+        arg_blobs: list = []
+        size = 0
+        while len(records) < limit and size < MAX_FRAME_PAYLOAD:
+            item = self._next_item()
+            if item is None:
+                break
+            index = fn_index.get(id(item.fn))
+            if index is None:
+                try:
+                    blob = _cloudpickle().dumps(item.fn, wire.PROTOCOL)
+                except Exception as exc:
+                    item.set_exception(TypeError(
+                        f"cannot send function {_function_name(item.fn)} to a worker: {exc}"))
+                    continue
+                index = fn_index[id(item.fn)] = len(fn_blobs)
+                fn_blobs.append(blob)
+                size += len(blob)
+            try:
+                blob = _dumps((item.args, item.kwargs))
+            except Exception as exc:
+                item.set_exception(TypeError(
+                    f"cannot send the arguments of {_function_name(item.fn)} to a worker: {exc}"))
+                continue
+            records.append((item.id, index, item.timeout is not None))
+            arg_blobs.append(blob)
+            size += len(blob)
+            worker.in_flight.append(item)
+        if not records:
+            return
+        data = wire.encode_batch(wire.TASKS, (len(fn_blobs), records), fn_blobs + arg_blobs)
+        worker.outbox = memoryview(data)
+        self._send(worker)
+
+    def _send(self, worker: _Worker) -> None:
+        try:
+            while worker.outbox:
+                worker.outbox = worker.outbox[os.write(worker.task_fd, worker.outbox):]
+        except BlockingIOError:
+            if not self._selector_has(worker.task_fd):
+                self._selector.register(worker.task_fd, selectors.EVENT_WRITE, worker)
+            return
+        except (BrokenPipeError, OSError):
+            pass  # the worker died; its result pipe reports end of file
+        worker.outbox = None
+        if self._selector_has(worker.task_fd):
+            self._selector.unregister(worker.task_fd)
+
+    def _selector_has(self, fd: int) -> bool:
+        try:
+            self._selector.get_key(fd)
+            return True
+        except KeyError:
+            return False
+
+    def _read_results(self, worker: _Worker) -> None:
+        frames, eof = worker.reader.read()
+        for kind, body in frames:
+            if kind == wire.RESULTS:
+                self._take_results(worker, body)
+            elif kind == wire.STARTED:
+                task_id, started = pickle.loads(body)
+                for item in worker.in_flight:
+                    if item.id == task_id:
+                        heapq.heappush(self._deadlines,
+                                       (started + item.timeout, item.id, worker, item))
+                        break
+        if eof:
+            self._replace(worker)
+
+    def _take_results(self, worker: _Worker, body) -> None:
+        records, blobs = wire.decode_batch(body)
+        durations = []
+        for (task_id, ok, started_wall, duration), blob in zip(records, blobs):
+            item = worker.in_flight.popleft()
+            worker.received += 1
+            if item.id != task_id:  # pragma: no cover - would be a protocol bug
+                raise BoincPymwError(f"worker {worker.index} answered task {task_id}, "
+                                     f"expected {item.id}")
+            durations.append(duration)
+            if item.future.done():  # e.g. already failed by its timeout
+                continue
+            item.started_at = started_wall
+            item.execution_time = duration
+            if ok:
+                try:
+                    value = pickle.loads(blob)
+                except Exception as exc:
+                    item.set_exception(TaskError(
+                        f"the result of task {item.id} cannot be unpickled in the master: {exc!r}"))
+                    continue
+                item.set_result(value)
+            else:
+                item.set_exception(rebuild_exception(blob))
+        if durations:
+            # the median: a worker pre-empted now and then must not make
+            # every task look slow
+            durations.sort()
+            typical = durations[len(durations) // 2]
+            self._estimate = typical if self._estimate is None else (self._estimate + typical) / 2
+
+    def _seconds_to_deadline(self) -> Optional[float]:
+        while self._deadlines and self._deadlines[0][3].future.done():
+            heapq.heappop(self._deadlines)
+        if not self._deadlines:
+            return None
+        return max(0.0, self._deadlines[0][0] - time.monotonic())
+
+    def _expire_overdue(self) -> None:
+        now = time.monotonic()
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, _, worker, item = heapq.heappop(self._deadlines)
+            if item.future.done() or worker.closed:
+                continue
+            worker.stop_reason = f"task {item.id} exceeded its {item.timeout:g} s timeout"
+            worker.kill()
+            item.set_exception(TaskTimeout(
+                f"task {item.id} ({_function_name(item.fn)}) ran longer than its "
+                f"{item.timeout:g} s timeout; worker {worker.index} (pid {worker.pid}) "
+                f"was killed and replaced"))
+
+    def _replace(self, worker: _Worker) -> None:
+        """The worker is gone: settle its tasks and start another in its place."""
+        self._selector.unregister(worker.result_fd)
+        if self._selector_has(worker.task_fd):
+            self._selector.unregister(worker.task_fd)
+        ran = worker.started[0] - worker.received
+        code = worker.close()
+        cause = worker.stop_reason or self._killing or describe_exit(code)
+        who = f"worker {worker.index} (pid {worker.pid}, {describe_exit(code)})"
+        for position, item in enumerate(worker.in_flight):
+            if self._killing is not None:
+                item.set_exception(WorkerLost(f"{who} was stopped: {self._killing}"))
+            elif position == ran - 1:
+                item.set_exception(WorkerLost(
+                    f"{who} died while running task {item.id} "
+                    f"({_function_name(item.fn)}): {cause}"))
+            elif position < ran:
+                item.set_exception(WorkerLost(
+                    f"{who} died ({cause}) before sending the result of task {item.id}"))
+            elif not item.future.done():
+                self._retry.append(item)
+        worker.in_flight.clear()
+        worker.outbox = None
+        if self._killing is None and not (self._closing and not self._pending and not self._retry):
+            self._workers[worker.index] = self._start_worker(worker.index)
+
+    def _fail_everything(self, exc: BaseException) -> None:
+        for w in self._workers:
+            for item in w.in_flight:
+                item.set_exception(exc)
+            w.in_flight.clear()
+        while self._retry:
+            self._retry.popleft().set_exception(exc)
+        while self._pending:
+            item = self._pending.popleft()
+            if item.mark_started():
+                item.set_exception(exc)
+
+    def _stop_workers(self) -> None:
+        """End of the loop: close task pipes (workers exit on EOF) and reap."""
+        for w in self._workers:
+            if self._killing is not None:
+                w.kill()
+            try:
+                os.close(w.task_fd)
+            except OSError:
+                pass
+        for w in self._workers:
+            w.close()
+        self._selector.close()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        shutil.rmtree(self._checkpoint_root, ignore_errors=True)
+        _live_backends.discard(self)
+
+
+def _cloudpickle():
+    import cloudpickle
+
+    return cloudpickle
+
+
+def _dumps(obj) -> bytes:
+    """Plain pickle when it will do (fast); cloudpickle for lambdas, closures
+    and anything defined in ``__main__`` (which workers do not have)."""
+    try:
+        blob = pickle.dumps(obj, wire.PROTOCOL)
+        if b"__main__" not in blob:
+            return blob
+    except Exception:
+        pass
+    return _cloudpickle().dumps(obj, wire.PROTOCOL)
