@@ -291,7 +291,7 @@ def low_average(values: list[float]) -> float:
 def assign_credit_set(wu: dict, results: list[dict], havs: list[Optional[dict]], app: dict,
                       av_stats: AppVersionStats, db, max_granted_credit: float) -> float:
     """The credit for a workunit's valid results; updates the PFC statistics."""
-    normal, approx = [], []
+    normal, approx, capped = [], [], False
     for result, hav in zip(results, havs):
         if result["validate_state"] != 1:  # ValidateState.VALID
             continue
@@ -304,6 +304,7 @@ def assign_credit_set(wu: dict, results: list[dict], havs: list[Optional[dict]],
         if max_granted_credit and pfc * COBBLESTONE_SCALE > max_granted_credit:
             pfc = max_granted_credit / COBBLESTONE_SCALE
             mode = PFC_MODE_INVALID
+            capped = True
         if mode == PFC_MODE_NORMAL:
             normal.append(pfc)
         elif mode != PFC_MODE_INVALID:
@@ -314,7 +315,9 @@ def assign_credit_set(wu: dict, results: list[dict], havs: list[Optional[dict]],
         normal = []
     values = normal if normal else approx
     if not values:
-        return 0.0
+        # BOINC averages an empty list here (NaN); every claim was over the cap,
+        # so the cap is what the project asked to grant.
+        return float(max_granted_credit) if capped else 0.0
     return pegged_average(values, anchor) * COBBLESTONE_SCALE
 
 
