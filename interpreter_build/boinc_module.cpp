@@ -14,8 +14,8 @@
 // Signals. boinc_init() installs BOINC's diagnostics handlers (SIGINT, SIGPIPE,
 // SIGSEGV, ...) and a 10 Hz SIGALRM interval timer whose handler is how BOINC
 // suspends, quits and measures CPU time on Unix. init() therefore
-//   * skips BOINC's crash handlers and stderr redirection (the client already
-//     sends stderr to the slot's stderr.txt; Python has faulthandler), and
+//   * skips BOINC's crash handlers (Python has faulthandler) and redirects
+//     stderr to stderr.txt only under a client, and
 //   * puts back every signal disposition Python had before boinc_init(),
 //     except SIGALRM, which BOINC's runtime keeps.
 // So KeyboardInterrupt, signal.signal() handlers and an ignored SIGPIPE keep
@@ -25,6 +25,7 @@
 
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <boinc/boinc_api.h>
 #include <boinc/app_ipc.h>
@@ -51,9 +52,16 @@ PyObject* boinc_py_init(PyObject*, PyObject*)
     for (int sig = 1; sig < NSIG; ++sig) {
         have_saved[sig] = sigaction(sig, nullptr, &saved[sig]) == 0;
     }
+    // Under a client (init_data.xml present) stderr goes to the slot's
+    // stderr.txt, which the client returns as the result's stderr_out;
+    // standalone runs keep their stderr.
+    int flags = BOINC_DIAG_TRACETOSTDERR;
+    if (access("init_data.xml", F_OK) == 0) {
+        flags |= BOINC_DIAG_REDIRECTSTDERR;
+    }
     int retval;
     Py_BEGIN_ALLOW_THREADS  // may wait up to 35 s for the slot lock
-    retval = boinc_init_diagnostics(BOINC_DIAG_TRACETOSTDERR);
+    retval = boinc_init_diagnostics(flags);
     if (retval == 0) {
         retval = boinc_init();
     }
