@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import shutil
 import subprocess
@@ -52,3 +53,37 @@ def make_runtime_archive(tmp_path):
         return pack_runtime_archive(runtime, tmp_path / f"runtime{counter[0]}.zip")
 
     return make
+
+
+WINE_APP_DIR = pathlib.Path(__file__).resolve().parent / "wine_app"
+
+
+@pytest.fixture(scope="session")
+def wine_env(tmp_path_factory):
+    """Environment for a fresh, headless wine prefix, created once per session."""
+    wine = shutil.which("wine") or shutil.which("wine64")
+    if wine is None:
+        pytest.fail("wine is not installed (scripts/setup.sh installs it)")
+    env = {**os.environ, "WINEPREFIX": str(tmp_path_factory.mktemp("wineprefix")), "WINEDEBUG": "-all",
+           "WINEDLLOVERRIDES": "mscoree,mshtml=", "DISPLAY": ""}
+    done = subprocess.run([wine, "wineboot", "--init"], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=600)
+    assert done.returncode == 0, done.stdout.decode(errors="replace")
+    subprocess.run(["wineserver", "-w"], env=env, timeout=600)
+    env["WINE"] = wine
+    return env
+
+
+@pytest.fixture(scope="session")
+def windows_launcher(tmp_path_factory) -> pathlib.Path:
+    return build_launcher("windows_x86_64", tmp_path_factory.mktemp("launcher-windows"))
+
+
+@pytest.fixture(scope="session")
+def windows_runtime(tmp_path_factory):
+    """(archive, unpacked runtime dir) of the windows_x86_64 runtime with the wine test tasks."""
+    from boinc_pymw.interpreter_build.windows import PLATFORM, build_windows_runtime
+
+    out = tmp_path_factory.mktemp("windows-runtime")
+    archive = build_windows_runtime(out, app_modules=[WINE_APP_DIR / "wine_tasks.py"], launcher=False)
+    return archive, out / PLATFORM

@@ -1,0 +1,128 @@
+"""The Windows launcher and the embeddable-CPython runtime, run under wine.
+
+Wine maps a regular file given as a standard stream to a handle CPython
+rejects, so every run here captures stdout and stderr through pipes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import zipfile
+
+from launcher_test_support import run_launcher
+
+from boinc_pymw.interpreter_build.launcher_build import (
+    RUNTIME_ARCHIVE_NAME,
+    pack_runtime_archive,
+    write_runtime_config,
+)
+from boinc_pymw.interpreter_build.windows import CPYTHON_VERSION, EXCLUDED_FILES, INTERPRETER
+
+LAUNCH_FAILED = 2
+ECHO_ARGV = "import sys, json; print(json.dumps(sys.argv[1:]))"
+TRICKY_ARGS = ["plain", "with space", 'quote"inside', 'two "quoted" words', "trailing\\",
+               "trailing two\\\\", 'back\\"slash quote', "a\\\\\\\"b", "\\\\server\\share\\dir\\",
+               "", " ", "tab\there", "ünïcødé 𝄞 ✓", "%PATH%", "a^b&c|d<e>f", "--launcher-not-an-option"]
+
+
+def _install(slot, launcher, archive):
+    exe = slot.add_main_program(launcher, "boinc_pymw_launcher_1.0_windows_x86_64.exe")
+    slot.add(RUNTIME_ARCHIVE_NAME, "boinc_pymw_runtime_1.0_windows_x86_64.zip", archive)
+    return exe
+
+
+def _variant(windows_runtime, tmp_path, args):
+    """The Windows runtime with another config: python.exe with ``args`` first."""
+    _, runtime_dir = windows_runtime
+    copy = tmp_path / "runtime-variant"
+    shutil.copytree(runtime_dir, copy)
+    write_runtime_config(copy, INTERPRETER, args)
+    return pack_runtime_archive(copy, tmp_path / "variant.zip")
+
+
+def _wine(wine_env):
+    return (wine_env["WINE"],)
+
+
+def test_launcher_exe_needs_no_mingw_dlls(windows_launcher):
+    dump = subprocess.run(["x86_64-w64-mingw32-objdump", "-p", str(windows_launcher)],
+                          stdout=subprocess.PIPE, text=True, check=True).stdout
+    dlls = {line.split(":", 1)[1].strip().lower() for line in dump.splitlines() if "DLL Name:" in line}
+    assert "file format pei-x86-64" in dump
+    assert dlls <= {"kernel32.dll", "msvcrt.dll"}, dlls
+
+
+def test_runtime_is_the_pinned_embeddable_cpython(windows_runtime):
+    archive, runtime_dir = windows_runtime
+    names = set(zipfile.ZipFile(archive).namelist())
+    assert {"python.exe", "python311.dll", "python311.zip", "lib/boinc.py",
+            "lib/boinc_pymw/worker/__main__.py", "boinc_pymw_runtime.cfg"} <= names
+    assert not names & EXCLUDED_FILES
+    assert (runtime_dir / "python311._pth").read_text().split("\n")[1:5] == ["python311.zip", ".", "lib", "app"]
+    assert CPYTHON_VERSION.encode("utf-16-le") in (runtime_dir / "python311.dll").read_bytes()
+
+
+def test_worker_in_a_boinc_slot_under_wine(boinc_slot, windows_launcher, windows_runtime, wine_env):
+    archive, _ = windows_runtime
+    exe = _install(boinc_slot, windows_launcher, archive)
+    boinc_slot.add("input.json", "wu_wine_1_input",
+                   json.dumps({"function": "wine_tasks:describe", "args": [100], "kwargs": {}}).encode())
+    output = boinc_slot.link("output.json", "wu_wine_1_r0_output")
+    boinc_slot.write_init_data(wu_name="wu_wine_1", result_name="wu_wine_1_r0", slot=0, checkpoint_period=60)
+
+    done = run_launcher(exe, boinc_slot, env=wine_env, runner=_wine(wine_env))
+
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert json.loads(output.read_text()) == {"ok": True, "value": {
+        "platform": "win32", "standalone": False, "wu_name": "wu_wine_1", "boinc_api": "pure-python",
+        "total": 5050}}
+    assert (boinc_slot.slot_dir / "boinc_finish_called").read_text().strip() == "0"
+
+
+def test_app_code_zip_and_task_errors_under_wine(boinc_slot, windows_launcher, windows_runtime, wine_env, tmp_path):
+    """The app's own code through the app_code.zip soft link; a task's exception is its answer."""
+    archive, _ = windows_runtime
+    exe = _install(boinc_slot, windows_launcher, archive)
+    code = tmp_path / "code.zip"
+    with zipfile.ZipFile(code, "w") as zf:
+        zf.writestr("my_app.py", "def divide(a, b):\n    return a / b\n")
+    boinc_slot.add("app_code.zip", "my_app_1.0.zip", code)
+    boinc_slot.add("input.json", "wu_2_input",
+                   json.dumps({"function": "my_app:divide", "args": [1, 0], "kwargs": {}}).encode())
+    output = boinc_slot.link("output.json", "wu_2_r0_output")
+
+    done = run_launcher(exe, boinc_slot, env=wine_env, runner=_wine(wine_env))
+
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    answer = json.loads(output.read_text())
+    assert answer["ok"] is False and answer["error"]["type"] == "ZeroDivisionError"
+
+
+def test_argument_quoting_round_trip_under_wine(boinc_slot, windows_launcher, windows_runtime, wine_env,
+                                                tmp_path):
+    exe = _install(boinc_slot, windows_launcher, _variant(windows_runtime, tmp_path, ["-c", ECHO_ARGV]))
+
+    done = run_launcher(exe, boinc_slot, TRICKY_ARGS, env=wine_env, runner=_wine(wine_env))
+
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert json.loads(done.stdout.decode().strip().splitlines()[-1]) == TRICKY_ARGS
+
+
+def test_exit_status_propagates_under_wine(boinc_slot, windows_launcher, windows_runtime, wine_env, tmp_path):
+    archive = _variant(windows_runtime, tmp_path, ["-c", "import sys; sys.exit(int(sys.argv[1]))"])
+    exe = _install(boinc_slot, windows_launcher, archive)
+    for status in (0, 5, 200):
+        done = run_launcher(exe, boinc_slot, [str(status)], env=wine_env, runner=_wine(wine_env))
+        assert done.returncode == status, done.stderr.decode(errors="replace")
+
+
+def test_missing_runtime_is_a_clear_error_under_wine(boinc_slot, windows_launcher, wine_env):
+    exe = boinc_slot.add_main_program(windows_launcher, "boinc_pymw_launcher_1.0_windows_x86_64.exe")
+
+    done = run_launcher(exe, boinc_slot, env=wine_env, runner=_wine(wine_env))
+
+    message = done.stderr.decode(errors="replace")
+    assert done.returncode == LAUNCH_FAILED, message
+    assert "boinc_pymw_launcher: error:" in message and RUNTIME_ARCHIVE_NAME in message
