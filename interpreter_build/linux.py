@@ -103,10 +103,13 @@ def _run(argv: list[str], what: str) -> None:
 def compile_interpreter(work: Path, exe: Path) -> None:
     """python_main.c + boinc_module.cpp -> `exe`, finding its libraries via $ORIGIN."""
     main_o, module_o = work / "python_main.o", work / "boinc_module.o"
-    _run(["gcc", "-O2", "-fPIC", f"-I{PYTHON_INCLUDE}", "-c", str(HERE / "python_main.c"),
+    # NDEBUG and the prefix map keep source paths of this machine out of the binary.
+    common = ["-O2", "-fPIC", "-DNDEBUG", f"-ffile-prefix-map={HERE}=interpreter_build",
+              f"-I{PYTHON_INCLUDE}"]
+    _run(["gcc", *common, "-c", str(HERE / "python_main.c"),
           "-o", str(main_o)], "compiling python_main.c")
-    _run(["g++", "-std=c++17", "-O2", "-fPIC", f"-I{PYTHON_INCLUDE}", f"-I{BOINC_INCLUDE}",
-          "-I/usr/include", "-c", str(HERE / "boinc_module.cpp"), "-o", str(module_o)],
+    _run(["g++", "-std=c++17", *common, f"-I{BOINC_INCLUDE}",
+          "-c", str(HERE / "boinc_module.cpp"), "-o", str(module_o)],
          "compiling boinc_module.cpp")
     # DT_RPATH (not RUNPATH) so that libraries and dlopen()ed extension
     # modules also find their dependencies beside the executable.
