@@ -31,6 +31,9 @@ def __getattr__(name):
         raise AttributeError(f"module 'boinc_pymw' has no attribute {name!r}") from None
     import importlib
 
-    value = getattr(importlib.import_module(module_name), attr)
+    module = importlib.import_module(module_name)
+    if name in globals():  # a submodule of that name (boinc_pymw.checkpoint, a callable module)
+        return globals()[name]
+    value = getattr(module, attr)
     globals()[name] = value
     return value
