@@ -369,6 +369,17 @@ class _Undo:
                     path.unlink()
 
 
+def _make_dirs(path: Path, undo: _Undo) -> None:
+    """mkdir -p that lets ``undo`` remove the directories it made."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        directory.mkdir()
+        undo.created(directory)
+
+
 def _temp_name(directory: Path, name: str) -> Path:
     return directory / f".{name}.boinc_pymw-{os.getpid()}-{time.monotonic_ns()}"
 
@@ -581,7 +592,7 @@ def _apply(project, db, report, app_name, version, version_num, user_friendly_na
         for plan in new_plans:
             if plan.app_dir.exists():
                 continue
-            plan.app_dir.parent.mkdir(parents=True, exist_ok=True)
+            _make_dirs(plan.app_dir.parent, undo)
             tmp = _temp_name(plan.app_dir.parent, plan.platform)
             temporaries.append(tmp)
             shutil.copytree(plan.staging_dir, tmp, symlinks=False)
@@ -594,9 +605,30 @@ def _apply(project, db, report, app_name, version, version_num, user_friendly_na
             tmp.write_text(text, encoding="utf-8")
             template_tmps[path] = tmp
 
-        # 2. rows and real names together; leaving the block commits
+        # 2. real names, then rows, in one transaction: leaving the block commits, and
+        #    any failure before the commit undoes the names (no row without its files,
+        #    no files without a row)
         now = int(time.time())
+        file_lines = []
         with db.transaction():
+            for name, tmp in staged.items():
+                final = download_dir / name
+                os.link(tmp, final)    # fails if the name appeared meanwhile: never replaced
+                undo.created(final)
+                file_lines.append((_shown(project, final), "staged"))
+            for plan in new_plans:
+                rel = plan.app_dir.relative_to(project.path)
+                if plan.platform in app_dirs:
+                    os.rename(app_dirs.pop(plan.platform), plan.app_dir)
+                    undo.created(plan.app_dir)
+                    file_lines.append((f"{rel}/", "written (version.xml, files, .sig)"))
+                else:
+                    file_lines.append((f"{rel}/", "already there (same files)"))
+            for path, tmp in template_tmps.items():
+                os.link(tmp, path)
+                undo.created(path)
+                file_lines.append((f"templates/{path.name}", "written"))
+
             if app_row is None:
                 app_id = db.insert("app", _app_row(app_name, user_friendly_name, now))
                 report.add(f"app {app_name}", f"created (id {app_id})")
@@ -604,8 +636,7 @@ def _apply(project, db, report, app_name, version, version_num, user_friendly_na
                 app_id = app_row["id"]
                 report.add(f"app {app_name}", f"already there (id {app_id})")
             platform_ids = {}
-            for platform in platform_rows:
-                row = platform_rows[platform]
+            for platform, row in platform_rows.items():
                 if row is None:
                     platform_ids[platform] = db.insert("platform", {
                         "create_time": now, "name": platform,
@@ -629,23 +660,8 @@ def _apply(project, db, report, app_name, version, version_num, user_friendly_na
                 signed = "signed" if plan.signed[0].signature is not None else "UNSIGNED"
                 report.add(label, f"created (id {av_id}, version_num {version_num}, "
                                   f"{len(plan.signed)} files, {signed})")
-            for name, tmp in staged.items():
-                final = download_dir / name
-                os.link(tmp, final)    # fails if the name appeared meanwhile: never replaced
-                undo.created(final)
-                report.add(_shown(project, final), "staged")
-            for plan in new_plans:
-                rel = plan.app_dir.relative_to(project.path)
-                if plan.platform in app_dirs:
-                    os.rename(app_dirs.pop(plan.platform), plan.app_dir)
-                    undo.created(plan.app_dir)
-                    report.add(f"{rel}/", "written (version.xml, files, .sig)")
-                else:
-                    report.add(f"{rel}/", "already there (same files)")
-            for path, tmp in template_tmps.items():
-                os.link(tmp, path)
-                undo.created(path)
-                report.add(f"templates/{path.name}", "written")
+        for what, outcome in file_lines:
+            report.add(what, outcome)
     except BaseException:
         undo.run()
         raise

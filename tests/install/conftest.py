@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from install_helpers import make_runtime
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -50,3 +52,38 @@ def boinc_crypt(tmp_path_factory) -> BoincCryptOracle:
          "-lboinc_crypt", "-lboinc", "-lcrypto"],
         check=True)
     return BoincCryptOracle(out)
+
+
+@pytest.fixture(scope="session")
+def launchers(tmp_path_factory) -> dict:
+    """The real C++ launcher, built once per session for both platforms."""
+    from boinc_pymw.interpreter_build.launcher_build import build_launcher
+
+    out = tmp_path_factory.mktemp("launchers")
+    return {platform: build_launcher(platform, out / platform)
+            for platform in ("x86_64-pc-linux-gnu", "windows_x86_64")}
+
+
+@pytest.fixture
+def runtime(tmp_path) -> Path:
+    return make_runtime(tmp_path / "runtime")
+
+
+@pytest.fixture
+def task_code(tmp_path) -> Path:
+    package = tmp_path / "code" / "squares"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("def square(x):\n    return x * x\n")
+    (package / "helpers.py").write_text("ANSWER = 42\n")
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "junk.pyc").write_bytes(b"\0")
+    return package
+
+
+@pytest.fixture
+def signed_project(boinc_project):
+    """A throw-away project with its keys generated."""
+    from boinc_pymw.boinc.signing import generate_keys
+
+    generate_keys(boinc_project.key_dir)
+    return boinc_project
