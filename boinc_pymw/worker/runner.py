@@ -101,8 +101,16 @@ def encode_output(document: dict) -> bytes:
         raise WorkerFailure(f"the task's result is not JSON data: {exc}") from None
 
 
+def forget_working_directory() -> None:
+    """Drop the slot (cwd) from sys.path: `python -m` puts it first, and the
+    workunit's files live there. Task code comes from --code or installed packages."""
+    cwd = os.getcwd()
+    sys.path[:] = [p for p in sys.path if p not in ("", ".") and os.path.abspath(p) != cwd]
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    forget_working_directory()
     boinc = load_boinc()
     boinc.init()
     try:
