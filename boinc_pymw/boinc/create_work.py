@@ -258,18 +258,17 @@ def read_md5_cache(path: str) -> Optional[tuple]:
 
 
 def write_md5_cache(path: str, md5: str, nbytes: float) -> None:
-    """Write ``path.md5`` as BOINC does ("%s %.15e\\n"); an existing one is left alone."""
-    cache = path + ".md5"
-    if os.path.exists(cache):
-        return
-    tmp = f"{cache}.tmp{os.getpid()}"
+    """Write ``path.md5`` as BOINC does ("%s %.15e\\n"); an existing one is left alone.
+
+    Written in place with O_EXCL, as BOINC does: a torn cache file fails the
+    format check in read_md5_cache and is simply recomputed.
+    """
     try:
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write("%s %.15e\n" % (md5, nbytes))
-        os.replace(tmp, cache)
+        fd = os.open(path + ".md5", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except OSError:
-        with _suppress():
-            os.unlink(tmp)
+        return
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write("%s %.15e\n" % (md5, nbytes))
 
 
 class _suppress:
@@ -290,6 +289,7 @@ class Stager:
         self.project = project
         self.config = project.config
         self.staged: dict = {}
+        self._dirs: set = set()
 
     def file_info(self, name: str, source: Source = None, *, gzip: bool = False,
                   constant: bool = False) -> StagedFile:
@@ -314,19 +314,21 @@ class Stager:
         check_file_name("input file name", name)
         c = self.config
         path = dir_hier_path(name, c.download_dir, c.uldl_dir_fanout)
-        if source is not None:
-            self._stage_source(name, source, path)
-        elif not os.path.isfile(path):
+        md5_nbytes = None
+        if source is None and not os.path.isfile(path):
             top = os.path.join(c.download_dir, name)
             if constant or not os.path.isfile(top):
                 where = path if constant else f"{top} or {path}"
                 raise CreateWorkError(f"input file {name!r} not found (looked for {where})")
-            self._stage_source(name, top, path)
-        md5_nbytes = read_md5_cache(path) if c.cache_md5_info else None
+            source = top
+        if source is not None:
+            md5_nbytes = self._stage_source(name, source, path)
+        elif c.cache_md5_info:
+            md5_nbytes = read_md5_cache(path)
         if md5_nbytes is None:
             md5_nbytes = _md5_of(path)
-            if c.cache_md5_info:
-                write_md5_cache(path, *md5_nbytes)
+        if c.cache_md5_info:
+            write_md5_cache(path, *md5_nbytes)
         md5, nbytes = md5_nbytes
         staged = StagedFile(name=name, path=path, md5=md5, nbytes=nbytes,
                             url=dir_hier_url(name, c.download_url, c.uldl_dir_fanout))
@@ -338,36 +340,46 @@ class Stager:
             staged.gzipped_nbytes = float(os.path.getsize(gz))
         return staged
 
-    def _stage_source(self, name: str, source, path: str) -> None:
-        """Copy ``source`` (a path or bytes) to ``path`` unless identical bytes are there."""
-        if not isinstance(source, bytes):
-            source = os.fspath(source)
-            if not os.path.isfile(source):
-                raise CreateWorkError(f"input file {name!r}: source {source} does not exist")
-        if os.path.exists(path):
-            if self._source_md5(source) != _md5_of(path)[0]:
-                raise CreateWorkError(
-                    f"input file {name!r} already staged at {path} with different contents "
-                    f"(BOINC files are immutable: use a new name)")
-            return
-        os.makedirs(os.path.dirname(path), mode=0o770, exist_ok=True)
+    def _stage_source(self, name: str, source, path: str) -> tuple:
+        """Copy ``source`` (a path or bytes) to ``path`` unless identical bytes are
+        there already; returns the (md5, nbytes) of the staged file."""
+        if isinstance(source, bytes):
+            data = source
+        else:
+            try:
+                with open(source, "rb") as f:
+                    data = f.read()
+            except OSError as exc:
+                raise CreateWorkError(f"input file {name!r}: cannot read {os.fspath(source)}: "
+                                      f"{exc.strerror}") from None
+        md5_nbytes = (hashlib.md5(data).hexdigest(), float(len(data)))
+        directory = os.path.dirname(path)
+        if directory not in self._dirs:
+            os.makedirs(directory, mode=0o770, exist_ok=True)
+            self._dirs.add(directory)
+        # Write beside the target, then link: the staged name appears complete or
+        # not at all, and link() refuses to replace a file staged meanwhile.
         tmp = f"{path}.tmp{os.getpid()}"
         try:
-            if isinstance(source, bytes):
-                with open(tmp, "wb") as f:
-                    f.write(source)
-            else:
-                shutil.copyfile(source, tmp)
-            os.chmod(tmp, 0o644)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
             try:
-                os.link(tmp, path)          # fails if someone staged it meanwhile
+                os.link(tmp, path)
             except FileExistsError:
-                if self._source_md5(source) != _md5_of(path)[0]:
-                    raise CreateWorkError(f"input file {name!r} was staged concurrently "
-                                          f"with different contents") from None
+                self._check_same(name, path, md5_nbytes[0])
         finally:
             with _suppress():
                 os.unlink(tmp)
+        return md5_nbytes
+
+    def _check_same(self, name: str, path: str, md5: str) -> None:
+        cached = read_md5_cache(path) if self.config.cache_md5_info else None
+        existing = cached[0] if cached else _md5_of(path)[0]
+        if existing != md5:
+            raise CreateWorkError(
+                f"input file {name!r} already staged at {path} with different contents "
+                f"(BOINC files are immutable: use a new name)")
 
 
 # -- xml_doc -----------------------------------------------------------------------------------
@@ -674,6 +686,39 @@ def create_work(project, app, files, input_template=None, result_template=None, 
     return project.db.insert("workunit", row)
 
 
+#: Upper bound on one multi-row INSERT statement (MariaDB's max_allowed_packet
+#: defaults to 16 MB; BOINC's create_work --stdin uses about 1 MB).
+INSERT_CHUNK_BYTES = 4 << 20
+
+
+def insert_rows(db, table: str, rows: list) -> None:
+    """Multi-row INSERTs of ``rows`` (dicts with the same keys), quoted by the driver.
+
+    Columns that hold the same value in every row are quoted once, which
+    halves the cost of quoting for a typical batch.
+    """
+    columns = list(rows[0])
+    conn = db.connection
+    constant = {c: conn.literal(rows[0][c]) for c in columns
+                if all(r[c] == rows[0][c] and type(r[c]) is type(rows[0][c]) for r in rows)}
+    varying = [c for c in columns if c not in constant]
+    head = (f"INSERT INTO `{table}` ({', '.join(f'`{c}`' for c in columns)}) VALUES ").encode()
+    chunk, size = [], len(head)
+    literal = conn.literal
+    for row in rows:
+        quoted = dict(constant)
+        for c in varying:
+            quoted[c] = literal(row[c])
+        values = b"(" + b",".join(quoted[c] for c in columns) + b")"
+        if chunk and size + len(values) > INSERT_CHUNK_BYTES:
+            db.execute(head + b",".join(chunk))
+            chunk, size = [], len(head)
+        chunk.append(values)
+        size += len(values) + 1
+    if chunk:
+        db.execute(head + b",".join(chunk))
+
+
 @dataclass
 class BatchResult:
     batch_id: int
@@ -713,7 +758,7 @@ def create_batch(project, jobs: Iterable, *, batch_name: Optional[str] = None,
             "project_state": 0, "description": description[:254], "expire_time": 0.0})
         for row in rows:
             row["batch"] = batch_id
-        db.insert_many("workunit", rows)
+        insert_rows(db, "workunit", rows)
         ids = {r["name"]: r["id"] for r in db.query(
             "SELECT id, name FROM workunit WHERE batch=%s", (batch_id,))}
     return BatchResult(batch_id=batch_id, workunit_ids=[ids.get(n) for n in names])

@@ -163,8 +163,10 @@ def test_unknown_app_and_database_down(project):
 
 def test_batch(project, monkeypatch):
     calls = []
-    real_md5 = cw._md5_of
-    monkeypatch.setattr(cw, "_md5_of", lambda path: calls.append(path) or real_md5(path))
+    real_stage = cw.Stager._stage
+    monkeypatch.setattr(cw.Stager, "_stage",
+                        lambda self, name, *a, **k: calls.append(name) or real_stage(
+                            self, name, *a, **k))
     jobs = [{"files": [(f"in_{i}", b"%d" % i)]} for i in range(50)]
     jobs += [{"files": [("shared", b"same for all")]} for _ in range(50)]
     result = project.create_batch(jobs, app="sq", batch_name="b1", priority=2)
@@ -175,7 +177,8 @@ def test_batch(project, monkeypatch):
     assert {(r["batch"], r["priority"]) for r in rows} == {(result.batch_id, 2)}
     batch = project.db.query_one("SELECT * FROM batch WHERE id=%s", (result.batch_id,))
     assert (batch["njobs"], batch["name"], batch["state"]) == (100, "b1", 1)
-    assert len(calls) == 51                                 # md5 once per distinct file
+    assert sorted(calls) == sorted({c for c in calls})      # staged (and md5) once each
+    assert len(calls) == 51
 
 
 @pytest.mark.parametrize("breakage", ["missing file", "duplicate name", "existing name",
