@@ -398,8 +398,9 @@ def install_app(project, app_name: str, version: str, platforms: Sequence[str] =
     ``input_template``/``result_template`` are the texts for
     ``templates/NAME_in``/``NAME_out`` (default: one input ``input.json``,
     one output ``output.json``, the worker's job files); each is written
-    only if that file does not exist yet. Raises :class:`InstallError` (or the database's error) with
-    nothing changed; running it again with the same inputs changes nothing.
+    only if that file does not exist yet. Raises :class:`InstallError` (or
+    the database's error) with nothing changed; running it again with the
+    same inputs changes nothing.
     """
     _check_app_name(app_name)
     version_num = parse_version(version)
@@ -435,6 +436,9 @@ def install_app(project, app_name: str, version: str, platforms: Sequence[str] =
     runtimes = {p: _runtime_source(interpreter, p, len(platforms)) for p in platforms}
     launchers = dict(launchers or {})
     for platform, path in launchers.items():
+        if platform not in platforms:
+            raise InstallError(f"a launcher is given for {platform}, which is not among the "
+                               f"platforms to install ({', '.join(platforms)})")
         if not Path(path).is_file():
             raise InstallError(f"launcher for {platform}: {path} does not exist")
 

@@ -44,14 +44,12 @@ class BoincCryptOracle:
 
 
 @pytest.fixture(scope="session")
-def boinc_crypt(tmp_path_factory) -> BoincCryptOracle:
-    out = tmp_path_factory.mktemp("oracle") / "boinc_crypt_oracle"
-    subprocess.run(
-        ["g++", "-O1", "-Wno-deprecated-declarations", "-I/usr/include/boinc",
-         str(HERE / "boinc_crypt_oracle.cpp"), "-o", str(out),
-         "-lboinc_crypt", "-lboinc", "-lcrypto"],
-        check=True)
-    return BoincCryptOracle(out)
+def boinc_crypt() -> BoincCryptOracle:
+    from oracle.build import build_oracle   # tests/oracle: compiles once per session
+
+    return BoincCryptOracle(build_oracle(
+        "boinc_crypt_oracle", HERE / "boinc_crypt_oracle.cpp",
+        libs=["-lboinc_crypt", "-lboinc", "-lcrypto"]))
 
 
 @pytest.fixture(scope="session")

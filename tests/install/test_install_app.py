@@ -439,3 +439,16 @@ def test_code_name_collisions_are_refused(tmp_path):
     with pytest.raises(app_install.InstallError, match="would both be"):
         app_install.pack_code([tmp_path / "a" / "same.py", tmp_path / "b" / "same.py"],
                               tmp_path / "c.zip")
+
+
+def test_without_launcher_option_it_is_built_once_per_project_and_reused(signed_project, runtime):
+    project = signed_project
+    base = ["install-app", "--project", project.path, "--app", "squares", "--interpreter", str(runtime)]
+    assert cli_main(base + ["--version", "1.0"]) == 0
+    assert cli_main(base + ["--version", "1.1"]) == 0
+    download = Path(project.download_dir)
+    first = (download / "squares_1.0_x86_64-pc-linux-gnu").read_bytes()
+    assert first[:4] == b"\x7fELF"
+    assert (download / "squares_1.1_x86_64-pc-linux-gnu").read_bytes() == first
+    assert cli_main(base + ["--version", "1.0"]) == 0     # still the same bytes: nothing to do
+    assert len(rows(project, "app_version")) == 2
