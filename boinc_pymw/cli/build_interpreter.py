@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 from ..errors import BoincPymwError
@@ -23,12 +24,6 @@ def _size(n: int) -> str:
     return f"{n / 1e6:.1f} MB ({n} bytes)"
 
 
-def _tree_bytes(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
 def run(args) -> int:
     if args.platform == "x86_64-pc-linux-gnu":
         from boinc_pymw.interpreter_build.linux import build_linux_runtime
@@ -43,13 +38,10 @@ def run(args) -> int:
         from boinc_pymw.interpreter_build.windows import build_windows_runtime
     except ImportError as exc:
         raise BoincPymwError(f"the Windows runtime builder is not available: {exc}") from None
-    result = build_windows_runtime(args.out)
-    out = Path(args.out)
-    print(f"runtime {args.platform} in {out}")
-    print(f"unpacked: {_size(_tree_bytes(out))}")
-    archive = getattr(result, "archive", None)
-    if archive is None and isinstance(result, (str, Path)) and Path(result).is_file():
-        archive = Path(result)
-    if archive is not None and Path(archive).is_file():
-        print(f"packed:   {_size(Path(archive).stat().st_size)} ({archive})")
+    archive = Path(build_windows_runtime(args.out))
+    with zipfile.ZipFile(archive) as zf:
+        unpacked = sum(info.file_size for info in zf.infolist())
+    print(f"runtime {args.platform} in {args.out}")
+    print(f"unpacked: {_size(unpacked)}")
+    print(f"packed:   {_size(archive.stat().st_size)} ({archive})")
     return 0
