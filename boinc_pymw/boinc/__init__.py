@@ -18,4 +18,17 @@ from .project import Project, find_project_dir
 __all__ = [
     "ConfigError", "Daemon", "Database", "DatabaseError", "Project", "ProjectConfig",
     "Task", "dir_hier_path", "dir_hier_url", "find_project_dir",
+    "Assimilator", "DeferAssimilation", "Validator", "TransientError", "Invalid",
 ]
+
+# The daemon framework, imported on first use (validator.py, assimilator.py).
+_LAZY = {"Assimilator": "assimilator", "DeferAssimilation": "assimilator",
+         "Validator": "validator", "TransientError": "validator", "Invalid": "validator"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
