@@ -123,8 +123,8 @@ def _as(cls, spec):
     raise TemplateError(f"cannot make a {cls.__name__} from {spec!r}")
 
 
-def check_wu_fields(fields: dict) -> dict:
-    """Type-check template/workunit fields and the quorum rules create_work enforces.
+def check_wu_fields(fields: dict, *, relations: bool = True) -> dict:
+    """Type-check template/workunit fields and (``relations``) the quorum rules.
 
     BOINC refuses zero replication numbers, max_error_results or
     max_success_results above max_total_results, and target_nresults above
@@ -147,11 +147,13 @@ def check_wu_fields(fields: dict) -> dict:
         if number <= 0:
             raise TemplateError(f"{name} must be > 0, not {value!r}")
         checked[name] = number
-    _check_replication(checked)
+    if relations:
+        check_replication(checked)
     return checked
 
 
-def _check_replication(f: dict) -> None:
+def check_replication(f: dict) -> None:
+    """The relations between replication numbers that are present in ``f``."""
     def over(a, b):
         return a in f and b in f and f[a] > f[b]
 

@@ -19,10 +19,11 @@ of a batch. Staged files stay where they are: BOINC files are immutable, so a
 retry reuses them.
 
 Field precedence is BOINC's: defaults, then keyword arguments, then values
-in the input template (the template wins). Defaults are those of the
-installed BOINC's backend_lib.h (quorum 2, target 2, max errors 3, max total
-10, max success 6, 3600 GFLOP estimate, 86400 GFLOP bound, 500 MB memory,
-1 GB disk, 7 days delay bound).
+in the input template (the template wins). Defaults are server 1.4/1.6
+create_work's (one replica: quorum, target, max errors, max total and max
+success all 1; 3600 GFLOP estimate, 86400 GFLOP bound, 500 MB memory, 1 GB
+disk, 7 days delay bound), and as there a target_nresults above
+max_success_results or max_total_results raises them to match.
 """
 
 from __future__ import annotations
@@ -35,12 +36,14 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional, Union
 
 from ..errors import BoincPymwError
-from ..templates import TEMPLATE_WU_FIELDS, TemplateError, check_file_name, check_wu_fields
+from ..templates import (TEMPLATE_WU_FIELDS, TemplateError, check_file_name, check_replication,
+                         check_wu_fields)
 from .hierarchy import dir_hier_path, dir_hier_url
 
 INT_MAX = 2**31 - 1
 
-#: backend_lib.h DEFAULT_* of the installed BOINC (7.20.5).
+#: create_work's defaults in BOINC server 1.4/1.6 (tools/backend_lib.h DEFAULT_*;
+#: the 7.20 client-era header had 2/2/3/10/6 for the replication numbers).
 WU_DEFAULTS = {
     "rsc_fpops_est": 3600e9,
     "rsc_fpops_bound": 86400e9,
@@ -48,11 +51,11 @@ WU_DEFAULTS = {
     "rsc_disk_bound": 1e9,
     "rsc_bandwidth_bound": 0.0,
     "delay_bound": 7 * 86400,
-    "min_quorum": 2,
-    "target_nresults": 2,
-    "max_error_results": 3,
-    "max_total_results": 10,
-    "max_success_results": 6,
+    "min_quorum": 1,
+    "target_nresults": 1,
+    "max_error_results": 1,
+    "max_total_results": 1,
+    "max_success_results": 1,
 }
 
 #: Other workunit columns a job may set.
@@ -554,7 +557,7 @@ def _job_fields(fields: dict) -> tuple:
         else:
             raise CreateWorkError(f"unknown workunit field {key!r}")
     try:
-        template_fields = check_wu_fields(template_fields)
+        template_fields = check_wu_fields(template_fields, relations=False)
     except TemplateError as exc:
         raise CreateWorkError(str(exc)) from None
     return template_fields, extra
@@ -599,9 +602,11 @@ def _prepare(ctx: _Context, job: Job, batch_id: int, now: int) -> dict:
     values = dict(WU_DEFAULTS)
     values.update(template_fields)
     values.update(plan.columns)                      # the template wins, as in BOINC
+    # create_work (server 1.4+): a target above max_success/max_total raises them.
+    for bound in ("max_success_results", "max_total_results"):
+        values[bound] = max(values[bound], values["target_nresults"])
     try:
-        check_wu_fields({k: values[k] for k in TEMPLATE_WU_FIELDS if k != "rsc_bandwidth_bound"
-                         or values[k]})
+        check_replication(values)
     except TemplateError as exc:
         raise CreateWorkError(f"workunit {name!r}: {exc}") from None
     return {

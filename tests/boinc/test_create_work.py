@@ -113,7 +113,8 @@ def test_bad_input_writes_nothing(project, files, name, message):
 
 @pytest.mark.parametrize("fields, message", [
     ({"min_quorum": 0}, "must be > 0"),
-    ({"max_error_results": 11}, "max_error_results=11 exceeds max_total_results=10"),
+    ({"max_error_results": 11}, "max_error_results=11 exceeds max_total_results=1"),
+    ({"min_quorum": 3, "target_nresults": 2}, "min_quorum=3 exceeds target_nresults=2"),
     ({"max_success_results": 2, "target_nresults": 1, "max_total_results": 1},
      "max_success_results=2 exceeds max_total_results=1"),
     ({"colour": "red"}, "unknown workunit field"),
@@ -124,6 +125,18 @@ def test_invalid_quorum_numbers(boinc_project, fields, message):
     with pytest.raises(CreateWorkError, match=message):
         boinc_project.create_work("sq", [("in", b"x")], name="w", **fields)
     assert _count(boinc_project) == 0
+
+
+def test_defaults_and_target_raising_the_maxima(boinc_project):
+    add_app(boinc_project, "sq")
+    write_app_templates(boinc_project, "sq", inputs=["in"])
+    one = boinc_project.create_work("sq", [("in", b"x")], name="one")
+    three = boinc_project.create_work("sq", [("in", b"x")], name="three", min_quorum=2,
+                                      target_nresults=3, max_error_results=1)
+    cols = "min_quorum, target_nresults, max_error_results, max_total_results, max_success_results"
+    rows = {r["name"]: r for r in boinc_project.db.query(f"SELECT name, {cols} FROM workunit")}
+    assert [rows["one"][c] for c in cols.split(", ")] == [1, 1, 1, 1, 1]
+    assert [rows["three"][c] for c in cols.split(", ")] == [2, 3, 1, 3, 3]
 
 
 def test_template_naming_an_undefined_file(project):

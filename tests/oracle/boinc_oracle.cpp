@@ -248,13 +248,14 @@ static int mode_create(int argc, char** argv) {
     int i = 9;
     DB_WORKUNIT proto;
     proto.clear();
-    // What tools/create_work does before calling create_work().
+    // What tools/create_work does before calling create_work(), with server
+    // 1.4/1.6's defaults (one replica; Debian's 7.20 header still says 2/2/3/10/6).
     proto.appid = app.id;
-    proto.min_quorum = DEFAULT_MIN_QUORUM;
-    proto.target_nresults = DEFAULT_TARGET_NRESULTS;
-    proto.max_error_results = DEFAULT_MAX_ERROR_RESULTS;
-    proto.max_total_results = DEFAULT_MAX_TOTAL_RESULTS;
-    proto.max_success_results = DEFAULT_MAX_SUCCESS_RESULTS;
+    proto.min_quorum = 1;
+    proto.target_nresults = 1;
+    proto.max_error_results = 1;
+    proto.max_total_results = 1;
+    proto.max_success_results = 1;
     proto.rsc_fpops_est = DEFAULT_RSC_FPOPS_EST;
     proto.rsc_fpops_bound = DEFAULT_RSC_FPOPS_BOUND;
     proto.rsc_memory_bound = DEFAULT_RSC_MEMORY_BOUND;
