@@ -128,6 +128,7 @@ class Assimilator(Daemon):
             wus = self.fetch_batch()
             if not wus:
                 break
+            log.debug("found %d workunits to assimilate", len(wus))
             results = self.fetch_results(wus)
             for wu in wus:
                 if self.stop.requested():
