@@ -37,9 +37,9 @@ FLUSH_BYTES = 1 << 20
 
 def _exit_with_parent(parent: int) -> None:
     while True:
-        time.sleep(0.5)
         if os.getppid() != parent:
             os._exit(1)
+        time.sleep(0.5)
 
 
 def _dump(value) -> bytes:
@@ -176,8 +176,9 @@ class Worker:
 def main(argv: list[str]) -> int:
     # Ctrl-C belongs to the master, which stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    task_fd, result_fd, counter_fd = (int(a) for a in argv[:3])
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    task_fd, result_fd, counter_fd, master_pid = (int(a) for a in argv[:4])
+    # The master's pid comes from the master: it may be gone before we get here.
+    threading.Thread(target=_exit_with_parent, args=(master_pid,), daemon=True).start()
     worker = Worker(task_fd, result_fd, counter_fd)
     with contextlib.suppress(BrokenPipeError), worker._contexts:
         return worker.serve()

@@ -127,7 +127,7 @@ class _Worker:
         try:
             self.popen = subprocess.Popen(
                 [sys.executable, "-m", "boinc_pymw.backends._mc_worker",
-                 str(task_r), str(result_w), str(counter_fd)],
+                 str(task_r), str(result_w), str(counter_fd), str(os.getpid())],
                 pass_fds=(task_r, result_w, counter_fd), env=env, stdin=subprocess.DEVNULL)
             self._counter_map = mmap.mmap(counter_fd, 8)
         finally:
