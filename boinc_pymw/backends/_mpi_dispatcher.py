@@ -27,7 +27,8 @@ from ..errors import RemoteTraceback, TaskError, WorkerLost
 
 QUEUE_SECONDS = 0.05       # work queued at one worker, in measured task time
 MIN_QUEUE, MAX_QUEUE = 2, 512
-BATCH_BYTES = 8 << 20      # a TASKS message stays about this size at most
+BATCH_BYTES = 4 << 20      # a TASKS message stays about this size at most
+QUEUE_BYTES = 16 << 20     # and a worker's queue about this size
 CHECK_EVERY = 0.25         # seconds between heartbeat checks
 
 
@@ -95,11 +96,11 @@ class Dispatcher:
             active = False
             for comm in self._comms:
                 while comm.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
-                    source, tag, data = wire.receive(MPI, comm, MPI.ANY_SOURCE, status)
-                    self._handle(self._by_source[(id(comm), source)], tag, data)
+                    source, tag, frames = wire.receive(MPI, comm, status)
+                    self._handle(self._by_source[(id(comm), source)], tag, frames)
                     active = True
             if self._sends:
-                self._sends = [s for s in self._sends if not s[0].Test()]
+                self._sends = [s for s in self._sends if not MPI.Request.Testall(s[0])]
             if self._pending and self._dispatch():
                 active = True
             now = time.monotonic()
@@ -114,13 +115,13 @@ class Dispatcher:
                 if self._wake.wait(CHECK_EVERY):
                     self._wake.clear()
             else:
-                backoff.wait()
+                backoff.wait(self._poll_limit())
         self._send_stop()
 
-    def _handle(self, worker: RemoteWorker, tag: int, data) -> None:
+    def _handle(self, worker: RemoteWorker, tag: int, frames: list) -> None:
         worker.last_seen = time.monotonic()
         if tag == wire.RESULTS:
-            records, busy = wire.loads(data)
+            records, busy = wire.decode(frames)
             if records:
                 per_item = busy / len(records)
                 old = self._seconds_per_item
@@ -130,14 +131,27 @@ class Dispatcher:
                 if item is not None:  # None: a late answer from a rank declared lost
                     _finish(item, record)
         elif tag == wire.BYE:
-            self._lose(worker, f"MPI worker {worker.label} stopped: {wire.loads(data)}")
+            self._lose(worker, f"MPI worker {worker.label} stopped: {wire.decode(frames)}")
+
+    def _poll_limit(self) -> float:
+        """Longest sleep between polls while work is out: short for tiny
+        tasks, up to 2 ms when tasks are long (the CPU goes to workers)."""
+        per_item = self._seconds_per_item
+        if per_item is None:
+            return 1e-3
+        return max(50e-6, min(2e-3, per_item / 4))
 
     def _queue_target(self) -> int:
+        """How many items a worker may hold: ~QUEUE_SECONDS and ~QUEUE_BYTES."""
         if self._seconds_per_item is None:
-            return 8
-        if self._seconds_per_item <= 0:
-            return MAX_QUEUE
-        return max(MIN_QUEUE, min(MAX_QUEUE, math.ceil(QUEUE_SECONDS / self._seconds_per_item)))
+            target = 8
+        elif self._seconds_per_item <= 0:
+            target = MAX_QUEUE
+        else:
+            target = math.ceil(QUEUE_SECONDS / self._seconds_per_item)
+        if self._bytes_per_item > 0:
+            target = min(target, int(QUEUE_BYTES // self._bytes_per_item))
+        return max(MIN_QUEUE, min(MAX_QUEUE, target))
 
     def _dispatch(self) -> bool:
         live = self.live_workers()
@@ -162,14 +176,13 @@ class Dispatcher:
         return sent
 
     def _send_batch(self, worker: RemoteWorker, batch: list) -> None:
-        calls = [(it.id, it.fn, it.args, it.kwargs, it.timeout) for it in batch]
         try:
-            body = wire.dumps(calls)
+            frames = wire.encode(_calls(batch), prefix=[it.id for it in batch])
         except Exception:
             good = []
-            for it, call in zip(batch, calls):
+            for it in batch:
                 try:
-                    wire.dumps(call)
+                    wire.encode(_calls([it]))
                     good.append(it)
                 except Exception as exc:
                     it.set_exception(TaskError(
@@ -178,12 +191,11 @@ class Dispatcher:
             batch = good
             if not batch:
                 return
-            calls = [(it.id, it.fn, it.args, it.kwargs, it.timeout) for it in batch]
-            body = wire.dumps(calls)
-        self._bytes_per_item = 0.7 * self._bytes_per_item + 0.3 * (len(body) / len(batch))
-        message = wire.join_batch([it.id for it in batch], body)
-        request = worker.comm.Isend([message, self.MPI.BYTE], dest=worker.rank, tag=wire.TASKS)
-        self._sends.append((request, message, worker))
+            frames = wire.encode(_calls(batch), prefix=[it.id for it in batch])
+        size = sum(len(f) for f in frames)
+        self._bytes_per_item = 0.7 * self._bytes_per_item + 0.3 * (size / len(batch))
+        requests = wire.isend(self.MPI, worker.comm, worker.rank, wire.TASKS, frames)
+        self._sends.append((requests, frames, worker))
         for it in batch:
             worker.inflight[it.id] = it
 
@@ -201,7 +213,7 @@ class Dispatcher:
         items = list(worker.inflight.values())
         worker.inflight.clear()
         for item in items:
-            item.set_exception(WorkerLost(f"{why}; task {item.id} was running there"))
+            item.set_exception(WorkerLost(f"{why}; task {item.id} had been sent to it"))
         if not self.live_workers():
             with self._lock:
                 pending = list(self._pending)
@@ -218,19 +230,23 @@ class Dispatcher:
         for item in pending:
             if item.mark_started():
                 item.set_exception(WorkerLost("the MPI worker pool stopped before this task ran"))
-        message = wire.dumps({"finalize": bool(self._stop_finalize)})
+        frames = wire.encode({"finalize": bool(self._stop_finalize)})
         for worker in self.live_workers():
             for item in worker.inflight.values():
                 item.set_exception(WorkerLost("the MPI worker pool stopped while this task ran"))
             worker.inflight.clear()
-            request = worker.comm.Isend([message, MPI.BYTE], dest=worker.rank, tag=wire.STOP)
-            self._sends.append((request, message, worker))
+            requests = wire.isend(MPI, worker.comm, worker.rank, wire.STOP, frames)
+            self._sends.append((requests, frames, worker))
         # Sends to lost ranks may never complete; wait only for the live ones.
         deadline = time.monotonic() + 10.0
         waiting = [s for s in self._sends if s[2].alive]
         while waiting and time.monotonic() < deadline:
-            waiting = [s for s in waiting if not s[0].Test()]
+            waiting = [s for s in waiting if not MPI.Request.Testall(s[0])]
             time.sleep(0.001)
+
+
+def _calls(batch: list) -> list:
+    return [(it.id, it.fn, it.args, it.kwargs, it.timeout) for it in batch]
 
 
 def _finish(item, record) -> None:

@@ -1,11 +1,13 @@
 """The MPI back end's wire protocol: message tags, payload encoding, polling.
 
-Every message is one MPI message of raw bytes (``MPI.BYTE``) whose tag says
-what it is; the bytes are a cloudpickle payload. Inside one MPI job all ranks
+Every message is a head of raw bytes (``MPI.BYTE``) whose tag says what it
+is, followed by one DATA message per big ``bytes`` object it carries, so a
+1 MB payload is sent from its own buffer instead of being copied into a
+pickle. The head holds the cloudpickle payload. Inside one MPI job all ranks
 belong to the same user, so pickled data is trusted here (this is never used
 for data that comes back from BOINC volunteers).
 
-    master --TASKS ids + [(id, fn, args, kwargs, timeout), ...]--> worker
+    master --TASKS ids | [(id, fn, args, kwargs, timeout), ...]--> worker
     master <--RESULTS [(id, outcome...), ...], busy seconds-- worker
     master <--HEARTBEAT (empty, every interval)------------- worker
     master --STOP {"finalize": bool}-----------------------> worker
@@ -14,6 +16,9 @@ for data that comes back from BOINC volunteers).
 
 from __future__ import annotations
 
+import io
+import os
+import pickle
 import struct
 import time
 import traceback
@@ -26,14 +31,44 @@ RESULTS = 12
 HEARTBEAT = 13
 STOP = 14
 BYE = 15
+DATA = 16      # a big buffer that follows its message's head
 
 #: seconds between a worker's heartbeats (the master's timeout is larger)
 HEARTBEAT_INTERVAL = 1.0
+
+#: bytes objects at least this big travel as their own MPI message instead of
+#: being copied into the pickle
+BIG = 64 << 10
 
 # Outcome records inside a RESULTS payload.
 OK = "ok"            # (id, OK, value)
 RAISED = "raised"    # (id, RAISED, exception, traceback_text)
 FAILED = "failed"    # (id, FAILED, type_name, message, traceback_text): not picklable
+
+_HEAD = struct.Struct("<II")  # number of big buffers, length of the prefix pickle
+
+
+class _Pickler(cloudpickle.Pickler):
+    """cloudpickle that sets big ``bytes`` aside instead of copying them."""
+
+    def __init__(self, file, big: list):
+        super().__init__(file, protocol=5)
+        self._big = big
+
+    def persistent_id(self, obj):
+        if type(obj) is bytes and len(obj) >= BIG:
+            self._big.append(obj)
+            return len(self._big) - 1
+        return None
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, file, big: list):
+        super().__init__(file)
+        self._big = big
+
+    def persistent_load(self, pid):
+        return bytes(self._big[pid])
 
 
 def dumps(obj: Any) -> bytes:
@@ -44,25 +79,57 @@ def loads(data) -> Any:
     return cloudpickle.loads(data)
 
 
-def join_batch(ids: list, calls: bytes) -> bytes:
-    """A TASKS message: the item ids in a header that always unpickles, then
-    the calls (which may not, e.g. when a module is missing on the worker)."""
-    head = dumps(ids)
-    return struct.pack("<Q", len(head)) + head + calls
+def encode(obj: Any, prefix: Any = None) -> list:
+    """One message as MPI frames: ``[head, big buffer, ...]``.
+
+    ``prefix`` is pickled on its own (the master puts item ids there, so a
+    worker can name the items whose calls fail to unpickle)."""
+    big: list = []
+    file = io.BytesIO()
+    _Pickler(file, big).dump(obj)
+    pre = dumps(prefix)
+    return [_HEAD.pack(len(big), len(pre)) + pre + file.getbuffer(), *big]
 
 
-def split_batch(data) -> tuple[list, memoryview]:
-    view = memoryview(data)
-    (size,) = struct.unpack_from("<Q", view)
-    return loads(view[8:8 + size]), view[8 + size:]
+def decode_prefix(frames: list) -> Any:
+    view = memoryview(frames[0])
+    _, pre = _HEAD.unpack_from(view)
+    return loads(view[_HEAD.size:_HEAD.size + pre])
 
 
-def receive(MPI, comm, source: int, status) -> tuple[int, int, bytearray]:
-    """Receive the message ``status`` (from Iprobe) describes: (source, tag, bytes)."""
+def decode(frames: list) -> Any:
+    view = memoryview(frames[0])
+    _, pre = _HEAD.unpack_from(view)
+    return _Unpickler(io.BytesIO(view[_HEAD.size + pre:]), frames[1:]).load()
+
+
+def isend(MPI, comm, dest: int, tag: int, frames: list) -> list:
+    """Start sending one message; keep the requests (and frames) until done."""
+    requests = [comm.Isend([frames[0], MPI.BYTE], dest=dest, tag=tag)]
+    requests += [comm.Isend([f, MPI.BYTE], dest=dest, tag=DATA) for f in frames[1:]]
+    return requests
+
+
+def send(MPI, comm, dest: int, tag: int, frames: list) -> None:
+    MPI.Request.Waitall(isend(MPI, comm, dest, tag, frames))
+
+
+def receive(MPI, comm, status) -> tuple[int, int, list]:
+    """Receive the message whose head ``status`` (from Iprobe) describes, with
+    its big buffers: ``(source, tag, frames)``."""
     source, tag = status.Get_source(), status.Get_tag()
-    buf = bytearray(status.Get_count(MPI.BYTE))
-    comm.Recv([buf, MPI.BYTE], source=source, tag=tag)
-    return source, tag, buf
+    head = bytearray(status.Get_count(MPI.BYTE))
+    comm.Recv([head, MPI.BYTE], source=source, tag=tag)
+    frames = [head]
+    if len(head) >= _HEAD.size:
+        nbig, _ = _HEAD.unpack_from(head)
+        data_status = MPI.Status()
+        for _ in range(nbig):
+            comm.Probe(source=source, tag=DATA, status=data_status)
+            buf = bytearray(data_status.Get_count(MPI.BYTE))
+            comm.Recv([buf, MPI.BYTE], source=source, tag=DATA)
+            frames.append(buf)
+    return source, tag, frames
 
 
 def raised_record(item_id: int, exc: BaseException) -> tuple:
@@ -77,21 +144,26 @@ def raised_record(item_id: int, exc: BaseException) -> tuple:
 
 
 class Backoff:
-    """Sleep a little longer each idle poll, so idle ranks do not burn a CPU
-    (MPICH's blocking calls spin) while busy ranks answer quickly."""
+    """How an idle loop waits for the next message without a blocking call
+    (MPICH's blocking calls spin a CPU that the workers need): for the first
+    ``fast_for`` seconds of idleness it only yields the CPU, so a burst of
+    small tasks keeps a short round trip; then it sleeps ever longer, up to
+    ``longest``, so a rank idle for long costs next to nothing."""
 
-    def __init__(self, first: float = 20e-6, longest: float = 1e-3, spins: int = 20):
-        self.first, self.longest, self.spins = first, longest, spins
+    def __init__(self, longest: float = 1e-3, fast_for: float = 0.005):
+        self.longest, self.fast_for = longest, fast_for
         self.reset()
 
     def reset(self) -> None:
-        self._count = 0
-        self._delay = self.first
+        self._idle_since = None
+        self._delay = 20e-6
 
-    def wait(self, limit: Optional[float] = None) -> None:
-        self._count += 1
-        if self._count <= self.spins:
+    def wait(self, longest: Optional[float] = None) -> None:
+        now = time.monotonic()
+        if self._idle_since is None:
+            self._idle_since = now
+        if now - self._idle_since < self.fast_for:
+            os.sched_yield()
             return
-        delay = self._delay if limit is None else min(self._delay, limit)
-        time.sleep(delay)
-        self._delay = min(self._delay * 2, self.longest)
+        time.sleep(self._delay)
+        self._delay = min(self._delay * 2, self.longest if longest is None else longest)

@@ -76,7 +76,7 @@ def spawn_pool(n: int, heartbeat_timeout: float):
                 sys.executable, ["-m", "boinc_pymw.backends._mpi_worker"], maxprocs=1))
     except MPI.Exception as exc:
         for comm in comms:
-            comm.Isend([wire.dumps({"finalize": True}), MPI.BYTE], dest=0, tag=wire.STOP).Wait()
+            wire.send(MPI, comm, 0, wire.STOP, wire.encode({"finalize": True}))
             comm.Disconnect()
         reason = str(exc).strip().splitlines()[-1]
         raise BoincPymwError(

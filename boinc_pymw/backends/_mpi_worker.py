@@ -25,7 +25,7 @@ import time
 from . import _mpi_protocol as wire
 from ..errors import TaskTimeout
 
-FLUSH_SECONDS = 0.01
+FLUSH_SECONDS = 0.002
 
 
 class _Heartbeat(threading.Thread):
@@ -68,19 +68,19 @@ def _run_one(call) -> tuple:
 
 def _send_results(MPI, comm, master, records, busy):
     try:
-        payload = wire.dumps((records, busy))
+        frames = wire.encode((records, busy))
     except Exception:
         # Find the values that do not pickle and turn them into errors.
         fixed = []
         for record in records:
             try:
-                wire.dumps(record)
+                wire.encode(record)
                 fixed.append(record)
             except Exception as exc:
                 fixed.append((record[0], wire.FAILED, type(exc).__name__,
                               f"the task's result could not be sent back: {exc}", ""))
-        payload = wire.dumps((fixed, busy))
-    comm.Send([payload, MPI.BYTE], dest=master, tag=wire.RESULTS)
+        frames = wire.encode((fixed, busy))
+    wire.send(MPI, comm, master, wire.RESULTS, frames)
 
 
 def serve(MPI, comm, master: int = 0, heartbeat_interval: float = wire.HEARTBEAT_INTERVAL) -> bool:
@@ -95,14 +95,14 @@ def serve(MPI, comm, master: int = 0, heartbeat_interval: float = wire.HEARTBEAT
     try:
         while True:
             while comm.Iprobe(source=master, tag=MPI.ANY_TAG, status=status):
-                _, tag, data = wire.receive(MPI, comm, master, status)
+                _, tag, frames = wire.receive(MPI, comm, status)
                 backoff.reset()
                 if tag == wire.STOP:
-                    return bool(wire.loads(data).get("finalize", True))
+                    return bool(wire.decode(frames).get("finalize", True))
                 if tag == wire.TASKS:
-                    ids, calls = wire.split_batch(data)
+                    ids = wire.decode_prefix(frames)
                     try:
-                        queue.extend(wire.loads(calls))
+                        queue.extend(wire.decode(frames))
                     except Exception as exc:  # e.g. a module the function needs is missing here
                         records = [wire.raised_record(i, exc) for i in ids]
                         _send_results(MPI, comm, master, records, 0.0)
@@ -118,7 +118,7 @@ def serve(MPI, comm, master: int = 0, heartbeat_interval: float = wire.HEARTBEAT
             _send_results(MPI, comm, master, records, time.perf_counter() - started)
     except BaseException as exc:
         try:
-            comm.Send([wire.dumps(f"{type(exc).__name__}: {exc}"), MPI.BYTE], dest=master, tag=wire.BYE)
+            wire.send(MPI, comm, master, wire.BYE, wire.encode(f"{type(exc).__name__}: {exc}"))
         except Exception:
             pass
         raise

@@ -1,0 +1,192 @@
+"""boinc_pymw's MPI back end against mpi4py.futures.MPIPoolExecutor.
+
+One run starts two MPI jobs of the same size, one after the other, so each
+pool has the machine to itself (idle ranks of the other pool would steal CPU):
+
+  mpiexec -n N+1 python -m boinc_pymw.backends.mpi bench_mpi.py --role ours
+  mpiexec -n N+1 python -m mpi4py.futures          bench_mpi.py --role peer
+
+Rank 0 is the master, ranks 1..N the workers (2 by default). Workloads:
+
+  W1  10,000 no-op tasks: tasks/s via submit, and via map (MPIPoolExecutor.map
+      gets chunksize = ceil(n / (4 * workers)); boinc_pymw.map picks its own)
+  W2  1,000 tasks with 1 MiB in and 1 MiB out: MiB/s (both directions counted)
+  W3  200 tasks of ~20 ms pure-Python CPU: efficiency = ideal time / measured,
+      ideal = (serial time of one task, measured once here) * 200 / workers
+
+Each figure is the median of --repeat runs after a warm-up. Target (issue 8):
+ratio >= 1 on each. ``--quick`` runs tiny sizes as a smoke test.
+
+    .venv/bin/python benchmarks/bench_mpi.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+
+FIGURES = "FIGURES "
+
+
+def noop(x=None):
+    return None
+
+
+def echo_payload(data: bytes) -> bytes:
+    return data[::-1]
+
+
+def spin(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i * i % 7
+    return total
+
+
+def calibrate_spin(seconds: float) -> tuple[int, float]:
+    """Loop count for ~``seconds`` of CPU, and the measured time of one call."""
+    n = 10_000
+    while True:
+        t = time.perf_counter()
+        spin(n)
+        took = time.perf_counter() - t
+        if took > 0.005:
+            break
+        n *= 2
+    n = max(1, int(n * seconds / took))
+    times = []
+    for _ in range(15):
+        t = time.perf_counter()
+        spin(n)
+        times.append(time.perf_counter() - t)
+    return n, min(times[5:])  # after a warm-up; the least disturbed run
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def median_of(repeat: int, fn) -> float:
+    return statistics.median(timed(fn) for _ in range(repeat))
+
+
+def sizes(quick: bool) -> dict:
+    if quick:
+        return {"n1": 500, "n2": 20, "size2": 64 << 10, "n3": 10, "s3": 0.002}
+    return {"n1": 10_000, "n2": 1_000, "size2": 1 << 20, "n3": 200, "s3": 0.020}
+
+
+def measure(pool, workers: int, repeat: int, quick: bool, loops: int, map_chunk) -> dict:
+    """Rank 0 of one MPI job: W1-W3 on ``pool`` (an Executor)."""
+    s = sizes(quick)
+    blobs = [os.urandom(s["size2"]) for _ in range(min(s["n2"], 16))]
+    payloads = [blobs[i % len(blobs)] for i in range(s["n2"])]
+
+    def w1_submit():
+        for f in [pool.submit(noop, i) for i in range(s["n1"])]:
+            f.result()
+
+    def w1_map():
+        for _ in pool.map(noop, range(s["n1"]), chunksize=map_chunk):
+            pass
+
+    def w2():
+        for f in [pool.submit(echo_payload, p) for p in payloads]:
+            if len(f.result()) != s["size2"]:
+                raise AssertionError("W2 payload came back with the wrong size")
+
+    def w3():
+        for f in [pool.submit(spin, loops) for _ in range(s["n3"])]:
+            f.result()
+
+    list(pool.map(noop, range(100)))  # start and warm up every worker
+    return {"W1 submit": s["n1"] / median_of(repeat, w1_submit),
+            "W1 map": s["n1"] / median_of(repeat, w1_map),
+            "W2": 2 * s["n2"] * s["size2"] / (1 << 20) / median_of(repeat, w2),
+            "W3": median_of(repeat, w3)}
+
+
+def role_main(args) -> int:
+    """What rank 0 runs inside one of the two MPI jobs."""
+    chunk = None
+    if args.role == "ours":
+        from boinc_pymw import Master
+
+        make = lambda: Master("mpi")  # noqa: E731
+    else:
+        from mpi4py.futures import MPIPoolExecutor
+
+        chunk = max(1, math.ceil(sizes(args.quick)["n1"] / (4 * args.workers)))
+        make = MPIPoolExecutor
+    with make() as pool:
+        figures = measure(pool, args.workers, args.repeat, args.quick, args.loops, chunk)
+    print(FIGURES + json.dumps(figures), flush=True)
+    return 0
+
+
+def run_job(role: str, args, loops: int) -> dict:
+    mpiexec = shutil.which("mpiexec")
+    if mpiexec is None:
+        raise SystemExit("bench_mpi: mpiexec not found (apt-get install mpich)")
+    launcher = ["-m", "boinc_pymw.backends.mpi"] if role == "ours" else ["-m", "mpi4py.futures"]
+    cmd = [mpiexec, "-n", str(args.workers + 1), sys.executable, *launcher,
+           os.path.abspath(__file__), "--role", role, "--workers", str(args.workers),
+           "--repeat", str(args.repeat), "--loops", str(loops)] + (["--quick"] if args.quick else [])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.join(HERE, ".."), HERE, os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    lines = [l for l in out.stdout.splitlines() if l.startswith(FIGURES)]
+    if out.returncode != 0 or not lines:
+        raise SystemExit(f"bench_mpi: the {role} job failed (exit {out.returncode}):\n"
+                         f"{out.stdout}\n{out.stderr}")
+    return json.loads(lines[-1][len(FIGURES):])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-n", "--workers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
+    parser.add_argument("--role", choices=("ours", "peer"), help=argparse.SUPPRESS)
+    parser.add_argument("--loops", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeat = 1
+    if args.role:
+        return role_main(args)
+
+    s = sizes(args.quick)
+    loops, one = calibrate_spin(s["s3"])
+    ideal3 = one * s["n3"] / args.workers
+    print(f"workers: {args.workers}, repeat: {args.repeat}, python {sys.version.split()[0]}, "
+          f"cpus: {os.cpu_count()}")
+    print(f"W3 task: {loops} loops = {one * 1000:.1f} ms serial; ideal {ideal3:.3f} s")
+    ours = run_job("ours", args, loops)
+    peer = run_job("peer", args, loops)
+    for figures in (ours, peer):
+        figures["W3"] = ideal3 / figures["W3"]  # seconds -> efficiency
+    names = {"W1 submit": "W1 submit tasks/s", "W1 map": "W1 map tasks/s",
+             "W2": "W2 MiB/s", "W3": "W3 efficiency"}
+    print(f"{'figure':<20}{'boinc_pymw':>14}{'MPIPoolExec':>14}{'ratio':>8}  target")
+    for key, label in names.items():
+        ratio = ours[key] / peer[key]
+        fmt = "{:>14.3f}" if key == "W3" else "{:>14,.0f}"
+        print(f"{label:<20}" + fmt.format(ours[key]) + fmt.format(peer[key])
+              + f"{ratio:>8.2f}  ratio >= 1 {'met' if ratio >= 1 else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
