@@ -85,3 +85,11 @@ def signed_project(boinc_project):
 
     generate_keys(boinc_project.key_dir)
     return boinc_project
+
+
+@pytest.fixture(scope="session")
+def portable_runtime(tmp_path_factory) -> Path:
+    """The real x86_64 Linux runtime (build-interpreter's output directory)."""
+    from boinc_pymw.interpreter_build.linux import build_linux_runtime
+
+    return build_linux_runtime(tmp_path_factory.mktemp("portable") / "linux").directory

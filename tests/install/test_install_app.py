@@ -452,3 +452,44 @@ def test_without_launcher_option_it_is_built_once_per_project_and_reused(signed_
     assert (download / "squares_1.1_x86_64-pc-linux-gnu").read_bytes() == first
     assert cli_main(base + ["--version", "1.0"]) == 0     # still the same bytes: nothing to do
     assert len(rows(project, "app_version")) == 2
+
+
+def test_a_task_runs_from_the_installed_files_as_the_client_lays_them_out(
+        signed_project, launchers, portable_runtime, task_code, tmp_path):
+    """Real runtime + worker: the slot sees input.json, output.json, python_runtime.zip and
+    app_code.zip as soft links into the project directory, as the BOINC client makes them."""
+    import json
+
+    from boinc_pymw.worker import decode_output, encode_task
+
+    project = signed_project
+    assert install(project, launchers, "--app", "squares", "--version", "1.0", "--code",
+                   str(task_code), "--interpreter", str(portable_runtime)) == 0
+    [av] = rows(project, "app_version")
+    _, _, refs = parse_xml_doc(xml_doc_text(av))
+    client_project = tmp_path / "client" / "projects" / "localhost_proj"
+    slot = tmp_path / "client" / "slots" / "0"
+    client_project.mkdir(parents=True)
+    slot.mkdir(parents=True)
+
+    def link(open_name, physical):
+        (slot / open_name).write_text(
+            f"<soft_link>../../projects/localhost_proj/{physical}</soft_link>\n")
+
+    for ref in refs:
+        (client_project / ref["file_name"]).write_bytes(
+            (Path(project.download_dir) / ref["file_name"]).read_bytes())
+        if ref["main_program"]:
+            main_program = client_project / ref["file_name"]
+            main_program.chmod(0o755)
+        else:
+            link(ref["open_name"], ref["file_name"])
+    (client_project / "wu_1_input").write_text(json.dumps(encode_task("squares:square", [7])))
+    link("input.json", "wu_1_input")
+    link("output.json", "wu_1_0_r0")
+
+    done = subprocess.run([f"../../projects/localhost_proj/{main_program.name}"], cwd=slot,
+                          capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert decode_output(json.loads((client_project / "wu_1_0_r0").read_text())) == 49
