@@ -696,8 +696,9 @@ def create_work(project, app, files, input_template=None, result_template=None, 
 INSERT_CHUNK_BYTES = 4 << 20
 
 
-def insert_rows(db, table: str, rows: list) -> None:
-    """Multi-row INSERTs of ``rows`` (dicts with the same keys), quoted by the driver.
+def insert_rows(db, table: str, rows: list) -> int:
+    """Multi-row INSERTs of ``rows`` (dicts with the same keys), quoted by the driver;
+    returns the id of the first row (every later row has a larger id).
 
     Columns that hold the same value in every row are quoted once, which
     halves the cost of quoting for a typical batch.
@@ -708,7 +709,7 @@ def insert_rows(db, table: str, rows: list) -> None:
                 if all(r[c] == rows[0][c] and type(r[c]) is type(rows[0][c]) for r in rows)}
     varying = [c for c in columns if c not in constant]
     head = (f"INSERT INTO `{table}` ({', '.join(f'`{c}`' for c in columns)}) VALUES ").encode()
-    chunk, size = [], len(head)
+    chunk, size, first_id = [], len(head), None
     literal = conn.literal
     for row in rows:
         quoted = dict(constant)
@@ -716,12 +717,18 @@ def insert_rows(db, table: str, rows: list) -> None:
             quoted[c] = literal(row[c])
         values = b"(" + b",".join(quoted[c] for c in columns) + b")"
         if chunk and size + len(values) > INSERT_CHUNK_BYTES:
-            db.execute(head + b",".join(chunk))
+            first_id = _execute_chunk(db, head, chunk, first_id)
             chunk, size = [], len(head)
         chunk.append(values)
         size += len(values) + 1
-    if chunk:
-        db.execute(head + b",".join(chunk))
+    return _execute_chunk(db, head, chunk, first_id)
+
+
+def _execute_chunk(db, head: bytes, chunk: list, first_id):
+    db.execute(head + b",".join(chunk))
+    if first_id is None:      # LAST_INSERT_ID() is the first id of the latest statement
+        first_id = db.query_one("SELECT LAST_INSERT_ID() AS id")["id"]
+    return first_id
 
 
 @dataclass
@@ -731,14 +738,16 @@ class BatchResult:
 
 
 def create_batch(project, jobs: Iterable, *, batch_name: Optional[str] = None,
-                 user_id: int = 0, description: str = "", **defaults) -> BatchResult:
+                 batch_id: Optional[int] = None, user_id: int = 0, description: str = "",
+                 **defaults) -> BatchResult:
     """Create many workunits in one transaction, under a new batch row.
 
     ``jobs`` are dicts with the keys of :func:`create_work` (``files`` and
     any workunit fields; ``app`` and templates may come from ``defaults``)
     or :class:`Job` objects. Names default to ``<batch name>_<n>``. Each
     distinct file is staged and checksummed once. Either every workunit and
-    the batch row are written, or none.
+    the batch row are written, or none. With ``batch_id`` the workunits join
+    that existing batch row (its njobs grows) instead of a new one.
     """
     base = batch_name or _default_base(defaults.get("app", "batch"))
     job_list = [_as_job(job, defaults, i, base) for i, job in enumerate(jobs)]
@@ -754,16 +763,21 @@ def create_batch(project, jobs: Iterable, *, batch_name: Optional[str] = None,
     rows = [_prepare(ctx, job, 0, now) for job in job_list]
     db = project.db
     with db.transaction():
-        batch_id = db.insert("batch", {
-            "user_id": user_id, "create_time": now, "logical_start_time": 0.0,
-            "logical_end_time": 0.0, "est_completion_time": 0.0, "njobs": len(rows),
-            "fraction_done": 0.0, "nerror_jobs": 0, "state": BATCH_STATE_IN_PROGRESS,
-            "completion_time": 0.0, "credit_estimate": 0.0, "credit_canonical": 0.0,
-            "credit_total": 0.0, "name": base[:254], "app_id": first_app["id"],
-            "project_state": 0, "description": description[:254], "expire_time": 0.0})
+        if batch_id is not None:
+            if not db.execute("UPDATE batch SET njobs=njobs+%s WHERE id=%s",
+                              (len(rows), batch_id)):
+                raise CreateWorkError(f"create_batch: no batch row with id {batch_id}")
+        else:
+            batch_id = db.insert("batch", {
+                "user_id": user_id, "create_time": now, "logical_start_time": 0.0,
+                "logical_end_time": 0.0, "est_completion_time": 0.0, "njobs": len(rows),
+                "fraction_done": 0.0, "nerror_jobs": 0, "state": BATCH_STATE_IN_PROGRESS,
+                "completion_time": 0.0, "credit_estimate": 0.0, "credit_canonical": 0.0,
+                "credit_total": 0.0, "name": base[:254], "app_id": first_app["id"],
+                "project_state": 0, "description": description[:254], "expire_time": 0.0})
         for row in rows:
             row["batch"] = batch_id
-        insert_rows(db, "workunit", rows)
+        first = insert_rows(db, "workunit", rows)
         ids = {r["name"]: r["id"] for r in db.query(
-            "SELECT id, name FROM workunit WHERE batch=%s", (batch_id,))}
+            "SELECT id, name FROM workunit WHERE batch=%s AND id>=%s", (batch_id, first))}
     return BatchResult(batch_id=batch_id, workunit_ids=[ids.get(n) for n in names])

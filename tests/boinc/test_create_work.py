@@ -194,6 +194,30 @@ def test_batch(project, monkeypatch):
     assert len(calls) == 51
 
 
+def test_batch_split_into_several_inserts(project, monkeypatch):
+    monkeypatch.setattr(cw, "INSERT_CHUNK_BYTES", 3000)     # a few rows per statement
+    project.create_work("sq", [("other", b"o")], name="before")
+    result = project.create_batch([{"files": [(f"k{i}", b"%d" % i)]} for i in range(40)],
+                                  app="sq", batch_name="chunks")
+    rows = project.db.query("SELECT id, name FROM workunit WHERE batch=%s ORDER BY id",
+                            (result.batch_id,))
+    assert [r["id"] for r in rows] == result.workunit_ids
+    assert [r["name"] for r in rows] == [f"chunks_{i}" for i in range(40)]
+
+
+def test_batch_joining_an_existing_batch(project):
+    first = project.create_batch([{"files": [("a", b"a")]}], app="sq", batch_name="b")
+    more = project.create_batch([{"files": [("b", b"b")]}, {"files": [("c", b"c")]}],
+                                app="sq", batch_name="b_more", batch_id=first.batch_id)
+    assert more.batch_id == first.batch_id and len(more.workunit_ids) == 2
+    assert None not in more.workunit_ids and first.workunit_ids[0] not in more.workunit_ids
+    assert project.db.query_one("SELECT njobs FROM batch WHERE id=%s",
+                                (first.batch_id,)) == {"njobs": 3}
+    with pytest.raises(CreateWorkError, match="no batch row with id 999"):
+        project.create_batch([{"files": [("d", b"d")]}], app="sq", batch_id=999)
+    assert _count(project) == 3
+
+
 @pytest.mark.parametrize("breakage", ["missing file", "duplicate name", "existing name",
                                       "bad quorum"])
 def test_failed_batch_leaves_no_rows(project, breakage):
