@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 import pytest
-from launcher_test_support import ECHO_ARGV_SOURCE, BoincSlot
+from launcher_test_support import ECHO_ARGV_SOURCE, WINE_APP_DIR, BoincSlot
 
 from boinc_pymw.interpreter_build.launcher_build import (
     build_launcher,
@@ -54,8 +54,6 @@ def make_runtime_archive(tmp_path):
 
     return make
 
-
-WINE_APP_DIR = pathlib.Path(__file__).resolve().parent / "wine_app"
 
 
 @pytest.fixture(scope="session")

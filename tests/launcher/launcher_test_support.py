@@ -15,6 +15,7 @@ import pathlib
 import shutil
 import subprocess
 
+WINE_APP_DIR = pathlib.Path(__file__).resolve().parent / "wine_app"
 PROJECT_DIR_NAME = "example.org_ü proj"
 
 # Prints its working directory and then each argument, hex-encoded, one per

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import zipfile
 
-from launcher_test_support import run_launcher
+from launcher_test_support import WINE_APP_DIR, run_launcher
 
 from boinc_pymw.interpreter_build.launcher_build import (
     RUNTIME_ARCHIVE_NAME,
@@ -126,3 +126,23 @@ def test_missing_runtime_is_a_clear_error_under_wine(boinc_slot, windows_launche
     message = done.stderr.decode(errors="replace")
     assert done.returncode == LAUNCH_FAILED, message
     assert "boinc_pymw_launcher: error:" in message and RUNTIME_ARCHIVE_NAME in message
+
+
+def test_boinc_module_speaks_the_shared_memory_protocol_under_wine(windows_runtime, wine_env, tmp_path):
+    """Progress, suspend, resume and quit through a Windows named mapping, as the Windows client does."""
+    _, runtime_dir = windows_runtime
+    slot = tmp_path / "slot 7 ü"
+    slot.mkdir()
+    standin = WINE_APP_DIR / "client_standin.py"
+
+    done = subprocess.run([wine_env["WINE"], str(runtime_dir / INTERPRETER), str(standin), str(slot)],
+                          env=wine_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    seen = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    first, second = seen["running"]
+    assert first < second  # progress reaches the client
+    paused, still = seen["suspended"]
+    assert paused == still  # no progress while suspended
+    assert seen["resumed"] > paused
+    assert seen["exit_status"] == 0, seen["stderr"]
