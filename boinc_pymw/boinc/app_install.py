@@ -5,7 +5,7 @@ done in Python for the files boinc-pymw ships, plus the app and platform
 rows update_versions expects someone else to have added::
 
     launcher (built once per project, cached) --+
-    interpreter dir or zip  --pack------------- +--> staging dir: files, .sig, version.xml
+    interpreter dir or zip  --pack--------------+--> staging dir: files, .sig, version.xml
     --code files / package  --zip (reproducible)+          |
                                                            v
         checks, all before anything is written: existing app_version rows (same
@@ -13,22 +13,19 @@ rows update_versions expects someone else to have added::
         (same name + other bytes = error), apps/ and templates/ contents
                                                            |
                                                            v
-        copy new files into download_dir and apps/ under temporary names
-        --> one DB transaction: app, platform, app_version rows
-            (inside it, the temporary names are linked to their real ones)
+        copy new files into download_dir, apps/ and templates/ under temporary names
+        --> one DB transaction: give the files their real names (never replacing
+            one), then insert the app, platform and app_version rows
         --> COMMIT; on any error: ROLLBACK and remove what this run created
         --> touch reread_db (the feeder reloads apps)
 
-The app version's files (see ``launcher/README.md``):
+The app version's files (the layout of ``launcher/README.md``):
 
-=================================  =====================  =============================
-physical name                      logical name           role
-=================================  =====================  =============================
-``NAME_X.Y_PLATFORM[.exe]``        (main program)         the C++ launcher
-``boinc_pymw_runtime_PLATFORM_<md5>.zip``  ``python_runtime.zip``  interpreter + libraries
-``NAME_X.Y_code.zip``              ``app_code.zip``       the user's task code (the
-                                                          worker puts it on sys.path)
-=================================  =====================  =============================
+* ``NAME_X.Y_PLATFORM`` (``.exe`` on Windows): the C++ launcher, main program;
+* ``boinc_pymw_runtime_PLATFORM_<md5>.zip``, logical name ``python_runtime.zip``:
+  the interpreter and its libraries;
+* ``NAME_X.Y_code.zip``, logical name ``app_code.zip``: the user's task code,
+  which the worker puts on sys.path.
 
 The runtime archive is named after its content, so every app and version that
 ships the same interpreter shares one download.
@@ -355,15 +352,19 @@ class _Undo:
     """Paths this run created, removed again if the install does not complete."""
 
     def __init__(self):
-        self.paths: list[Path] = []
+        self.paths: list[tuple[Path, bool]] = []
 
-    def created(self, path: Path) -> None:
-        self.paths.append(path)
+    def created(self, path: Path, *, empty_dir: bool = False) -> None:
+        """``path`` is new; an ``empty_dir`` is only removed while still empty."""
+        self.paths.append((path, empty_dir))
 
     def run(self) -> None:
-        for path in reversed(self.paths):
+        for path, empty_dir in reversed(self.paths):
             with contextlib.suppress(FileNotFoundError):
-                if path.is_dir() and not path.is_symlink():
+                if empty_dir:
+                    with contextlib.suppress(OSError):
+                        path.rmdir()
+                elif path.is_dir() and not path.is_symlink():
                     shutil.rmtree(path)
                 else:
                     path.unlink()
@@ -377,7 +378,7 @@ def _make_dirs(path: Path, undo: _Undo) -> None:
         path = path.parent
     for directory in reversed(missing):
         directory.mkdir()
-        undo.created(directory)
+        undo.created(directory, empty_dir=True)
 
 
 def _temp_name(directory: Path, name: str) -> Path:

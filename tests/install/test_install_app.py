@@ -367,7 +367,8 @@ def test_database_down_is_a_clear_error_with_nothing_written(make_boinc_project,
                                                             capsys):
     project = make_boinc_project()
     signing.generate_keys(project.key_dir)
-    before = {"download": tree(Path(project.download_dir)), "templates": tree(Path(project.path) / "templates")}
+    before = {"download": tree(Path(project.download_dir)),
+              "templates": tree(Path(project.path) / "templates")}
     config = Path(project.path) / "config.xml"
     config.write_text(config.read_text().replace("<db_host>127.0.0.1</db_host>",
                                                  "<db_host>127.0.0.1:1</db_host>"))
