@@ -1,5 +1,9 @@
 """BOINC's credit arithmetic (``sched/credit.cpp``, ``lib/util.cpp``, ``lib/average.h``).
 
+Where BOINC releases differ, this follows Debian's libsched 7.20.5, which the
+tests use as the judge (tests/daemons/test_oracle.py compares
+:func:`assign_credit_set` and the statistics it updates with libsched's).
+
 Plain functions over row dicts, so the validator's database code stays
 separate from the numbers. What the validator does with them:
 
@@ -215,11 +219,8 @@ def get_pfc(result: dict, wu: dict, app: dict, av_stats: AppVersionStats, db,
     if flops <= 0:
         flops = 1e10
     raw_pfc = elapsed * flops
-    if raw_pfc > float(wu["rsc_fpops_bound"]):
-        # BOINC writes this straight to the DB, not to the in-memory record
-        db.execute("UPDATE host_app_version SET consecutive_valid=0 "
-                   "WHERE host_id=%s AND app_version_id=%s", (hav["host_id"], hav["app_version_id"]))
-        return wu_estimated_pfc(wu, app), mode
+    # raw_pfc > rsc_fpops_bound: libsched 7.20 only logs a warning here and goes on
+    # (assign_credit_set replaces a too-high PFC by the workunit estimate below)
     avp = None
     if av_id < 0:
         do_scale = hav["pfc_n"] >= MIN_HOST_SAMPLES and hav["pfc_avg"] > 0
@@ -291,7 +292,7 @@ def low_average(values: list[float]) -> float:
 def assign_credit_set(wu: dict, results: list[dict], havs: list[Optional[dict]], app: dict,
                       av_stats: AppVersionStats, db, max_granted_credit: float) -> float:
     """The credit for a workunit's valid results; updates the PFC statistics."""
-    normal, approx, capped = [], [], False
+    normal, approx = [], []
     for result, hav in zip(results, havs):
         if result["validate_state"] != 1:  # ValidateState.VALID
             continue
@@ -302,22 +303,19 @@ def assign_credit_set(wu: dict, results: list[dict], havs: list[Optional[dict]],
         if pfc > float(wu["rsc_fpops_bound"]):
             pfc = wu_estimated_pfc(wu, app)
         if max_granted_credit and pfc * COBBLESTONE_SCALE > max_granted_credit:
-            pfc = max_granted_credit / COBBLESTONE_SCALE
-            mode = PFC_MODE_INVALID
-            capped = True
+            # libsched 7.20: the workunit estimate stands in (the validator caps later)
+            pfc = wu_estimated_pfc(wu, app)
         if mode == PFC_MODE_NORMAL:
             normal.append(pfc)
-        elif mode != PFC_MODE_INVALID:
+        else:
             approx.append(pfc)
     anchor = wu_estimated_pfc(wu, app)
     if len(normal) == 1:
         approx += [normal[0], normal[0]]
         normal = []
     values = normal if normal else approx
-    if not values:
-        # BOINC averages an empty list here (NaN); every claim was over the cap,
-        # so the cap is what the project asked to grant.
-        return float(max_granted_credit) if capped else 0.0
+    if not values:      # no valid result (BOINC would average an empty list)
+        return 0.0
     return pegged_average(values, anchor) * COBBLESTONE_SCALE
 
 
