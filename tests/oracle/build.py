@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 
 CXXFLAGS = ["-O1", "-std=gnu++14", "-w", "-I/usr/include/boinc", "-I/usr/include/boinc/lib",
             "-I/usr/include/mariadb"]
-LIBS = ["-lsched", "-lboinc", "-lmariadb", "-lcrypto", "-lpthread"]
+LIBS = ["-lsched", "-lboinc", "-lmariadb"]
 
 _lock = threading.Lock()
 _built: dict = {}
