@@ -15,8 +15,9 @@ Under a BOINC client it does, in Python, what BOINC's API library does:
   ``finish()`` writes ``boinc_finish_called`` so the client reports the task
   as done instead of restarting it;
 * the shared-memory side, when the client's segment is there (the file
-  ``boinc_mmap_file`` on Unix; on Windows the named mapping
-  ``shm_<comm_obj_name>``, tried with and without ``Global\\``)::
+  ``boinc_mmap_file`` on Unix, else the System V segment ``<shm_key>``; on
+  Windows the named mapping ``shm_<comm_obj_name>``, tried with and without
+  ``Global\\``)::
 
       client --process_control_request--> <quit/> <abort/> <suspend/> <resume/>
       client --heartbeat----------------> <heartbeat/> once a second
@@ -137,7 +138,7 @@ def _parse_init_data(path: str):
 # -- shared memory -------------------------------------------------------------------
 
 class _Channels:
-    """BOINC's SHARED_MEM message channels over a mapping of SHARED_MEM_SIZE bytes."""
+    """BOINC's SHARED_MEM message channels over SHARED_MEM_SIZE bytes (an mmap or a memoryview)."""
 
     def __init__(self, memory: mmap.mmap):
         self.memory = memory
@@ -150,7 +151,7 @@ class _Channels:
         at = self._offset(channel)
         if self.memory[at] == 0:
             return None
-        raw = self.memory[at + 1:at + MSG_CHANNEL_SIZE]
+        raw = bytes(self.memory[at + 1:at + MSG_CHANNEL_SIZE])
         self.memory[at] = 0
         return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
@@ -168,10 +169,32 @@ class _Channels:
 def _attach_shared_memory(private: dict):
     if sys.platform == "win32":
         return _attach_windows_mapping(private.get("comm_obj_name", ""))
-    if not os.path.isfile(MMAPPED_FILE_NAME) or os.path.getsize(MMAPPED_FILE_NAME) < SHARED_MEM_SIZE:
+    if os.path.isfile(MMAPPED_FILE_NAME) and os.path.getsize(MMAPPED_FILE_NAME) >= SHARED_MEM_SIZE:
+        with open(MMAPPED_FILE_NAME, "r+b") as f:
+            return _Channels(mmap.mmap(f.fileno(), SHARED_MEM_SIZE))
+    return _attach_system_v_segment(private.get("shm_key", ""))
+
+
+def _attach_system_v_segment(shm_key: str):
+    """The System V segment older app versions (and ``boinc --run_test_app``) are given."""
+    try:
+        key = int(shm_key)
+    except ValueError:
         return None
-    with open(MMAPPED_FILE_NAME, "r+b") as f:
-        return _Channels(mmap.mmap(f.fileno(), SHARED_MEM_SIZE))
+    if key in (0, -1):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.shmget.restype = ctypes.c_int
+    libc.shmget.argtypes = (ctypes.c_int, ctypes.c_size_t, ctypes.c_int)
+    libc.shmat.restype = ctypes.c_void_p
+    libc.shmat.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_int)
+    segment = libc.shmget(key, 0, 0)
+    if segment < 0:
+        return None
+    address = libc.shmat(segment, None, 0)
+    if address in (None, ctypes.c_void_p(-1).value):
+        return None
+    return _Channels(memoryview((ctypes.c_ubyte * SHARED_MEM_SIZE).from_address(address)).cast("B"))
 
 
 def _attach_windows_mapping(comm_obj_name: str):

@@ -289,3 +289,41 @@ def test_finish_sends_a_last_status_under_the_client(slot, client):
 def json_line(text: str):
     """The JSON document on the first line of ``text``."""
     return json.loads(text.splitlines()[0])
+
+
+@pytest.mark.skipif(shutil.which("boinc") is None, reason="Debian's boinc-client is not installed (scripts/setup.sh)")
+def test_real_client_suspends_and_resumes_the_task(slot):
+    """Debian's BOINC client (``--run_test_app``) suspends and resumes the app every ~0.3 s.
+
+    The app's busy loop sees those pauses as gaps between iterations; an app
+    that ignored <suspend/> would see none.
+    """
+    app = slot / "test_app"
+    app.write_text(textwrap.dedent("""\
+        #!%s
+        import json, sys, time
+        sys.path.insert(0, "lib")
+        import boinc
+        boinc.init()
+        start = last = time.monotonic()
+        gaps = []
+        while time.monotonic() - start < 4:
+            now = time.monotonic()
+            if now - last > 0.15:
+                gaps.append(now - last)
+            last = now
+            boinc.fraction_done(min((now - start) / 4, 1.0))
+        with open("seen.json", "w") as f:
+            json.dump({"standalone": boinc.is_standalone(), "gaps": gaps}, f)
+        boinc.finish(0)
+        """ % sys.executable))
+    app.chmod(0o755)
+
+    done = subprocess.run([shutil.which("boinc"), "--run_test_app", "--dir", str(slot)], cwd=slot,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+
+    assert "test app finished" in done.stdout, done.stdout
+    seen = json.loads((slot / "seen.json").read_text())
+    assert seen["standalone"] is False
+    assert seen["gaps"], "the task never paused although the client suspended it"
+    assert (slot / "boinc_finish_called").read_text() == "0\n"
