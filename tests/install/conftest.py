@@ -93,3 +93,28 @@ def portable_runtime(tmp_path_factory) -> Path:
     from boinc_pymw.interpreter_build.linux import build_linux_runtime
 
     return build_linux_runtime(tmp_path_factory.mktemp("portable") / "linux").directory
+
+
+@pytest.fixture(scope="session")
+def boinc_db_rows():
+    """``rows(project_dir)``: app/platform/app_version rows as libsched's DB classes read them."""
+    from oracle.build import build_oracle, run_oracle
+
+    exe = build_oracle("boinc_app_version_oracle", HERE / "boinc_app_version_oracle.cpp")
+
+    def rows(project_dir) -> list:
+        found, lines = [], iter(run_oracle(exe, "rows", project_dir).splitlines())
+        for line in lines:
+            if line == "<<<XML":
+                body = []
+                for inner in lines:
+                    if inner == "XML>>>":
+                        break
+                    body.append(inner + "\n")
+                found[-1]["xml_doc"] = "".join(body)
+                continue
+            table, *fields = line.split("\t")
+            found.append({"table": table, **dict(f.split("=", 1) for f in fields)})
+        return found
+
+    return rows

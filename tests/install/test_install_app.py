@@ -494,3 +494,29 @@ def test_a_task_runs_from_the_installed_files_as_the_client_lays_them_out(
                           env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert done.returncode == 0, done.stderr
     assert decode_output(json.loads((client_project / "wu_1_0_r0").read_text())) == 49
+
+
+def test_boinc_db_code_reads_the_rows_as_written(signed_project, launchers, tmp_path, task_code,
+                                                 boinc_db_rows):
+    """libsched's DB_APP / DB_PLATFORM / DB_APP_VERSION (what the feeder scans) see our rows."""
+    project = signed_project
+    runtimes = tmp_path / "runtimes"
+    make_runtime(runtimes / LINUX, LINUX)
+    make_runtime(runtimes / WINDOWS, WINDOWS)
+    assert install(project, launchers, "--app", "squares", "--version", "1.02", "--code",
+                   str(task_code), "--interpreter", str(runtimes), "--user-friendly-name",
+                   "Squares of numbers", platforms=(LINUX, WINDOWS)) == 0
+    theirs = boinc_db_rows(project.path)
+    [app] = [r for r in theirs if r["table"] == "app"]
+    assert (app["name"], app["user_friendly_name"], app["deprecated"], app["weight"]) == \
+        ("squares", "Squares of numbers", "0", "1")
+    platforms = {r["name"]: r["id"] for r in theirs if r["table"] == "platform"}
+    assert set(platforms) == {LINUX, WINDOWS}
+    versions = [r for r in theirs if r["table"] == "app_version"]
+    ours = {str(r["id"]): r for r in rows(project, "app_version")}
+    assert len(versions) == 2
+    for av in versions:
+        assert (av["appid"], av["version_num"], av["plan_class"], av["deprecated"], av["beta"]) == \
+            (app["id"], "102", "", "0", "0")
+        assert av["xml_doc"] == xml_doc_text(ours[av["id"]])
+    assert {av["platformid"] for av in versions} == set(platforms.values())
