@@ -11,6 +11,8 @@
 //   result_roundtrip PROJECT ID        DB_RESULT::lookup_id(ID)   -> key=value lines
 //   insert_wu PROJECT key=value...     DB_WORKUNIT::insert() -> new id
 //   insert_result PROJECT key=value... DB_RESULT::insert()   -> new id
+//   create_result PROJECT WU_ID SUFFIX create_result() as the transitioner calls it
+//                                      (needs dont_generate_upload_certificates) -> result row
 
 #include <cstdio>
 #include <cstdlib>
@@ -337,6 +339,32 @@ static int mode_insert_result(int argc, char** argv) {
     return 0;
 }
 
+static int mode_create_result(int argc, char** argv) {
+    if (argc != 5) return 64;
+    open_project(argv[2]);
+    open_db();
+    if (!config.dont_generate_upload_certificates) {
+        fprintf(stderr, "oracle: create_result needs <dont_generate_upload_certificates/>\n");
+        return 64;
+    }
+    DB_WORKUNIT wu;
+    int retval = wu.lookup_id(atol(argv[3]));
+    if (retval) die("wu.lookup_id", retval);
+    R_RSA_PRIVATE_KEY key;
+    memset(&key, 0, sizeof(key));
+    char suffix[256], query[1];
+    strncpy(suffix, argv[4], sizeof(suffix) - 1);
+    suffix[sizeof(suffix) - 1] = 0;
+    retval = create_result(wu, wu.result_template_file, suffix, key, config, 0, 0);
+    if (retval) die("create_result", retval);
+    DB_RESULT r;
+    retval = r.lookup_id(boinc_db.insert_id());
+    if (retval) die("result.lookup_id", retval);
+    print_result(r);
+    (void)query;
+    return 0;
+}
+
 int main(int argc, char** argv) {
     if (argc < 2) return 64;
     std::string mode = argv[1];
@@ -347,6 +375,7 @@ int main(int argc, char** argv) {
     if (mode == "result_roundtrip") return mode_result_roundtrip(argc, argv);
     if (mode == "insert_wu") return mode_insert_wu(argc, argv);
     if (mode == "insert_result") return mode_insert_result(argc, argv);
+    if (mode == "create_result") return mode_create_result(argc, argv);
     fprintf(stderr, "unknown mode %s\n", argv[1]);
     return 64;
 }

@@ -150,3 +150,37 @@ def test_rendered_template_is_accepted_verbatim(oracle_exe, boinc_project):
     assert "<open_name>a</open_name>" in theirs["xml_doc"]
     assert "<command_line>\n-q\n</command_line>" in theirs["xml_doc"]
     assert theirs["min_quorum"] == "1"
+
+
+def test_boinc_transitioner_makes_a_result_from_our_templates(oracle_exe, boinc_project):
+    """libsched's create_result (the transitioner's) on our workunit and output template."""
+    from lxml import etree
+
+    from boinc_pymw.boinc.db import Result
+    from boinc_pymw.boinc.states import ServerState
+    from boinc_pymw.templates import OutputFile
+
+    app_id = add_app(boinc_project, "app")
+    write_app_templates(boinc_project, "app", inputs=["in"],
+                        outputs=[OutputFile("out", max_nbytes=1e7, copy_file=True),
+                                 OutputFile("log", optional=True, no_validate=True)])
+    wu_id = boinc_project.create_work("app", [("in.bin", b"abc")], name="tr_wu")
+    theirs = parse_fields(run_oracle(oracle_exe, "create_result", boinc_project.path, wu_id,
+                                     "0"))
+    row = boinc_project.db.query_one("SELECT * FROM result WHERE id=%s", (int(theirs["id"]),))
+    result = Result.from_row(row)
+    assert result.name == "tr_wu_0" and result.workunitid == wu_id and result.appid == app_id
+    assert result.server_state is ServerState.UNSENT
+    doc = etree.fromstring(f"<r>{result.xml_doc_in}</r>".encode())
+    names = [el.findtext("name") for el in doc.findall("file_info")]
+    assert len(names) == 2 and all(n.startswith("tr_wu_0_r") for n in names)
+    assert [n.rsplit("_", 1)[1] for n in names] == ["0", "1"]
+    assert {el.findtext("url") for el in doc.findall("file_info")} == {
+        boinc_project.config.upload_url}
+    assert [el.findtext("max_nbytes") for el in doc.findall("file_info")] == [
+        "10000000", "5000000"]
+    refs = doc.findall("result/file_ref")
+    assert [(r.findtext("file_name"), r.findtext("open_name")) for r in refs] == [
+        (names[0], "out"), (names[1], "log")]
+    assert refs[0].find("copy_file") is not None
+    assert refs[1].find("optional") is not None and refs[1].find("no_validate") is not None
