@@ -134,3 +134,16 @@ def test_keys_generate_command(tmp_path, capsys):
     (target / "upload_public").unlink()
     assert cli_main(["keys", "generate", str(target)]) == 1
     assert "refusing" in capsys.readouterr().err
+
+
+def test_a_replaced_key_file_is_read_again(tmp_path, program, boinc_crypt):
+    first, second = tmp_path / "a", tmp_path / "b"
+    signing.generate_keys(first)
+    signing.generate_keys(second)
+    key = tmp_path / "code_sign_private"
+    key.write_bytes((first / "code_sign_private").read_bytes())
+    assert signing.sign_file(program, key) == boinc_crypt.sign(program, first / "code_sign_private")
+    tmp = tmp_path / "new_key"
+    tmp.write_bytes((second / "code_sign_private").read_bytes())
+    os.replace(tmp, key)
+    assert signing.sign_file(program, key) == boinc_crypt.sign(program, second / "code_sign_private")
