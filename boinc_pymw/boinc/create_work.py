@@ -28,9 +28,9 @@ max_success_results or max_total_results raises them to match.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Union
@@ -39,8 +39,6 @@ from ..errors import BoincPymwError
 from ..templates import (TEMPLATE_WU_FIELDS, TemplateError, check_file_name, check_replication,
                          check_wu_fields)
 from .hierarchy import dir_hier_path, dir_hier_url
-
-INT_MAX = 2**31 - 1
 
 #: create_work's defaults in BOINC server 1.4/1.6 (tools/backend_lib.h DEFAULT_*;
 #: the 7.20 client-era header had 2/2/3/10/6 for the replication numbers).
@@ -90,7 +88,9 @@ class TemplatePlan:
 
     source: str
     file_infos: list
-    workunit: list                  # ("file_ref", index, items) | ("command_line", text) | ("raw", xml)
+    # <workunit> children in order: ("file_ref", index, items, has_open_name),
+    # ("command_line", text) or ("raw", copied xml)
+    workunit: list
     columns: dict = field(default_factory=dict)   # consumed <workunit> fields
     has_command_line: bool = False
 
@@ -101,7 +101,8 @@ class TemplatePlan:
 
 def _copy_element(el) -> str:
     """An element as BOINC's XML_PARSER::copy_element writes it: no attributes,
-    inner text stripped of surrounding white space."""
+    inner text stripped of surrounding white space. (An empty element comes
+    out as ``<x/>``; BOINC keeps ``<x></x>`` as written, lxml cannot tell.)"""
     from lxml import etree
 
     inner = (el.text or "") + "".join(
@@ -274,14 +275,6 @@ def write_md5_cache(path: str, md5: str, nbytes: float) -> None:
         f.write("%s %.15e\n" % (md5, nbytes))
 
 
-class _suppress:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return exc[0] is not None and issubclass(exc[0], OSError)
-
-
 Source = Union[None, str, os.PathLike, bytes]
 
 
@@ -372,7 +365,7 @@ class Stager:
             except FileExistsError:
                 self._check_same(name, path, md5_nbytes[0])
         finally:
-            with _suppress():
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
         return md5_nbytes
 
@@ -428,9 +421,6 @@ def build_xml_doc(plan: TemplatePlan, files: list, command_line: Optional[str] =
 
 
 # -- jobs --------------------------------------------------------------------------------------
-
-FileArg = Union[str, tuple]
-
 
 @dataclass
 class Job:

@@ -1,7 +1,5 @@
 """Rendering input/output templates (libsched's view of them is in tests/oracle)."""
 
-import os
-
 import pytest
 from lxml import etree
 
