@@ -56,6 +56,34 @@ def schema_statements(path: str = SCHEMA_PATH) -> list:
     return [s.strip() for s in "".join(lines).split(";") if s.strip()]
 
 
+def merged_schema_statements(path: str = SCHEMA_PATH) -> list:
+    """schema.sql with each ``alter table T add ...`` folded into T's CREATE TABLE.
+
+    The same tables and indexes, in one statement per table: creating a test
+    database this way takes a fraction of the time (each ALTER rebuilds its
+    table on disk).
+    """
+    import re
+
+    creates, order, extra = {}, [], []
+    for statement in schema_statements(path):
+        words = statement.split(None, 3)
+        kind = " ".join(words[:2]).lower()
+        if kind == "create table":
+            creates[words[2]] = statement
+            order.append(words[2])
+        elif kind == "alter table" and words[2] in creates:
+            clauses = re.split(r",\s*(?=add\s)", words[3].strip(), flags=re.IGNORECASE)
+            body = ",\n    ".join(re.sub(r"^add\s+", "", c.strip(), flags=re.IGNORECASE)
+                                   for c in clauses)
+            create = creates[words[2]]
+            cut = create.rindex(")")
+            creates[words[2]] = f"{create[:cut].rstrip()},\n    {body}\n{create[cut:]}"
+        else:
+            extra.append(statement)
+    return [creates[t] for t in order] + extra
+
+
 def _server(host: str, user: str, passwd: str) -> Database:
     host, _, port = host.partition(":")
     return Database("information_schema", host=host, user=user, passwd=passwd,
@@ -71,7 +99,7 @@ def create_database(db_name: str, host: str = "127.0.0.1", user: str = "root",
         server.execute(f"DROP DATABASE IF EXISTS `{db_name}`")
         server.execute(f"CREATE DATABASE `{db_name}` CHARACTER SET utf8mb4")
         server.execute(f"USE `{db_name}`")
-        for statement in schema_statements():
+        for statement in merged_schema_statements():
             server.execute(statement)
     finally:
         server.close()

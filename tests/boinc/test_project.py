@@ -84,3 +84,30 @@ def test_bad_database_name_is_refused(mariadb, tmp_path):
 def test_schema_file_splits_into_statements():
     statements = schema_statements()
     assert sum(s.lower().startswith("create table") for s in statements) == len(BOINC_TABLES)
+
+
+def test_merged_schema_equals_boinc_layout(mariadb):
+    """The fast path (indexes inside CREATE TABLE) builds exactly the tables that
+    schema.sql's CREATE + ALTER statements build."""
+    from conftest import unique_db_name
+
+    from boinc_pymw.boinc.testing import _server, drop_database, merged_schema_statements
+
+    names = unique_db_name(), unique_db_name()
+    server = _server("127.0.0.1", "root", "")
+    try:
+        for name, statements in zip(names, (schema_statements(), merged_schema_statements())):
+            server.execute(f"CREATE DATABASE `{name}`")
+            server.execute(f"USE `{name}`")
+            for statement in statements:
+                server.execute(statement)
+        layouts = []
+        for name in names:
+            server.execute(f"USE `{name}`")
+            layouts.append({t: server.query_one(f"SHOW CREATE TABLE `{t}`")["Create Table"]
+                            for t in sorted(BOINC_TABLES)})
+        assert layouts[0] == layouts[1]
+    finally:
+        server.close()
+        for name in names:
+            drop_database(name)
