@@ -28,6 +28,7 @@ need_validate still set, so it is validated again).
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from typing import Any, Callable, Optional
@@ -36,6 +37,7 @@ from .credit import (DEFAULT_MAX_GRANTED_CREDIT, HAV_FIELDS, HOST_FIELDS, AppVer
                      assign_credit_set, compute_avg_turnaround, credit_from_runtime,
                      generalized_app_version_id, grant_credit)
 from .daemon import BoincArgumentParser, Daemon
+from .db import DatabaseError
 from .output_files import (DEFAULT_MAX_BYTES, BadOutputFile, OutputFile, TransientFileError,
                            output_files, read_output)
 from .states import INT_MAX, Outcome, ServerState, ValidateState, WuError
@@ -44,6 +46,7 @@ log = logging.getLogger("boinc_pymw.validator")
 
 SELECT_LIMIT = 1000
 TRANSIENT_DELAY = 6 * 3600
+DEADLOCK_RETRIES = 5
 
 NO_CHANGE, IMMEDIATE, DELAYED, NEVER = "no_change", "immediate", "delayed", "never"
 
@@ -352,8 +355,44 @@ class Validator(Daemon):
         if self.options.dry_run:
             log.info("DB not updated (dry run)")
             return
-        with self.db.transaction():
-            self._write(wu, results, plan)
+        for attempt in range(DEADLOCK_RETRIES):
+            wu_try, results_try, plan_try = copy.deepcopy((wu, results, plan))
+            try:
+                with self.db.transaction():
+                    self._lock_credit_rows(results_try)
+                    self._write(wu_try, results_try, plan_try)
+                return
+            except DatabaseError as exc:
+                code = getattr(exc.__cause__, "args", (None,))[0]
+                if code not in (1205, 1213) or attempt + 1 == DEADLOCK_RETRIES:
+                    raise
+                log.info("[WU#%s] lock conflict with another validator (%s); retrying",
+                         wu["id"], code)
+
+    def _lock_credit_rows(self, results: list[dict]) -> None:
+        """Lock the hosts, users and teams this workunit may credit, in id order.
+
+        BOINC's validator writes host totals read earlier (update_diff_validator),
+        so two validators (--mod) crediting the same host can lose an update.
+        Locking first, always in the same order, serialises them instead.
+        """
+        host_ids = sorted({r["hostid"] for r in results if r["hostid"]})
+        if not host_ids:
+            return
+        marks = ", ".join(["%s"] * len(host_ids))
+        hosts = self.db.query(f"SELECT id, userid FROM host WHERE id IN ({marks}) "
+                              f"ORDER BY id FOR UPDATE", tuple(host_ids))
+        user_ids = sorted({h["userid"] for h in hosts if h["userid"]})
+        if not user_ids:
+            return
+        marks = ", ".join(["%s"] * len(user_ids))
+        users = self.db.query(f"SELECT id, teamid FROM user WHERE id IN ({marks}) "
+                              f"ORDER BY id FOR UPDATE", tuple(user_ids))
+        team_ids = sorted({u["teamid"] for u in users if u["teamid"]})
+        if team_ids:
+            marks = ", ".join(["%s"] * len(team_ids))
+            self.db.query(f"SELECT id FROM team WHERE id IN ({marks}) ORDER BY id FOR UPDATE",
+                          tuple(team_ids))
 
     # Phase 1: no database writes; user code runs here.
     def _judge_stragglers(self, wu, results) -> Optional[dict]:

@@ -28,3 +28,71 @@ def run_daemon(cls, project, *args):
     """Run one pass of a daemon class in this process; returns its exit code."""
     options = cls.parse_args(["--app", "testapp", "--one_pass", *args])
     return cls(options, project=project).run()
+
+
+# -- daemons as separate processes ----------------------------------------------------------
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+RECORDING_DAEMONS = '''#!{python}
+"""Test daemons that record each workunit they handle (one line per call, O_APPEND)."""
+import os, sys, time
+from boinc_pymw.boinc import Assimilator
+from boinc_pymw.daemons.bitwise_validator import BitwiseValidator
+
+def mark(text):
+    fd = os.open(os.environ["MARKS"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.write(fd, ("%s %d\\n" % (text, os.getpid())).encode())
+    os.close(fd)
+
+class RecordingAssimilator(Assimilator):
+    def assimilate(self, wu, results, canonical):
+        delay = float(os.environ.get("HANDLER_DELAY", "0"))
+        if delay:
+            time.sleep(delay)
+        mark(wu["name"])
+
+class RecordingValidator(BitwiseValidator):
+    def init_result(self, result):
+        mark(result["name"])
+        return super().init_result(result)
+
+cls = RecordingValidator if sys.argv.pop(1) == "validator" else RecordingAssimilator
+sys.exit(cls.main())
+'''
+
+
+def install_recording_daemons(project) -> str:
+    path = os.path.join(project.path, "bin", "recording_daemons.py")
+    with open(path, "w") as f:
+        f.write(RECORDING_DAEMONS.format(python=sys.executable))
+    os.chmod(path, 0o755)
+    return path
+
+
+def start_daemon_process(project, kind, args, marks, **env_extra):
+    """Start bin/recording_daemons.py KIND as bin/start would (cwd tmp_<host>, log_<host>/)."""
+    from boinc_pymw.boinc.testing import short_hostname
+
+    script = install_recording_daemons(project)
+    host = short_hostname()
+    env = dict(os.environ, MARKS=str(marks), **{k: str(v) for k, v in env_extra.items()})
+    env.pop("BOINC_PROJECT_DIR", None)
+    log = open(os.path.join(project.path, f"log_{host}", f"{kind}.log"), "a")
+    try:
+        return subprocess.Popen([script, kind, "--app", "testapp", *args],
+                                cwd=os.path.join(project.path, f"tmp_{host}"), env=env,
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    finally:
+        log.close()
+
+
+def read_marks(path):
+    """{name: [pid, ...]} from a marks file."""
+    handled = {}
+    if os.path.exists(path):
+        for line in open(path).read().splitlines():
+            name, pid = line.split()
+            handled.setdefault(name, []).append(int(pid))
+    return handled
