@@ -273,3 +273,63 @@ def test_benchmark_quick_mode_runs_both_pools():
     for label in ("W1 submit tasks/s", "W1 map tasks/s", "W2 MiB/s", "W3 efficiency"):
         line = next(l for l in proc.stdout.splitlines() if l.startswith(label))
         assert len(line.split()) >= 6  # figure, ours, peer, ratio, target
+
+
+def test_big_payloads_odd_exceptions_and_cancel_on_shutdown(tmp_path):
+    proc, reports = run_script(tmp_path, """
+        class TwoArgError(Exception):
+            def __init__(self, a, b):  # pickles, but does not unpickle
+                super().__init__(f"{a}/{b}")
+
+        def echo(blob):
+            return {"rev": blob[::-1], "size": len(blob), "nested": [blob[:10]]}
+
+        def odd():
+            raise TwoArgError(1, 2)
+
+        def slow(x):
+            time.sleep(0.2)
+            return x
+
+        if __name__ == "__main__":
+            # first, while the pool knows nothing of task times (it queues 8 per worker)
+            master = Master("mpi")
+            futures = [master.submit(slow, i) for i in range(40)]
+            while not futures[0].running():  # the first tasks have reached the workers
+                time.sleep(0.01)
+            master.shutdown(wait=True, cancel_futures=True)
+            states = [("cancelled" if f.cancelled() else "done") for f in futures]
+            blob = os.urandom(3 << 20)
+            with Master("mpi") as master:
+                out = master.submit(echo, blob).result()
+                try:
+                    master.submit(odd).result()
+                    odd_outcome = "no error"
+                except Exception as exc:
+                    odd_outcome = [type(exc).__name__, str(exc)]
+            report(big_ok=out["rev"] == blob[::-1] and out["size"] == len(blob)
+                   and out["nested"] == [blob[:10]], odd=odd_outcome,
+                   cancelled=states.count("cancelled"), done=states.count("done"),
+                   values_ok=all(f.result() == i for i, f in enumerate(futures) if not f.cancelled()))
+        """)
+    assert proc.returncode == 0, proc.stderr
+    (out,) = reports
+    assert out["big_ok"] is True
+    assert out["odd"] == ["TaskError", "TwoArgError: 1/2"]
+    assert out["cancelled"] > 0 and out["done"] > 0 and out["cancelled"] + out["done"] == 40
+    assert out["values_ok"] is True
+
+
+def test_wire_format_keeps_big_bytes_out_of_the_pickle():
+    from boinc_pymw.backends import _mpi_protocol as wire
+
+    big = os.urandom(wire.BIG + 1)
+    small = b"x" * 100
+    frames = wire.encode({"a": big, "b": [small, big], "c": bytearray(b"ba")}, prefix=[7, 8])
+    assert len(frames) == 3 and frames[1] is big and frames[2] is big
+    assert len(frames[0]) < 1000  # the head does not carry the big buffers
+    assert wire.decode_prefix(frames) == [7, 8]
+    received = [bytearray(f) for f in frames]  # what MPI Recv hands over
+    value = wire.decode(received)
+    assert value == {"a": big, "b": [small, big], "c": bytearray(b"ba")}
+    assert type(value["a"]) is bytes

@@ -56,6 +56,7 @@ class Dispatcher:
         self._wake = threading.Event()
         self._sends: list = []  # (request, buffer, worker)
         self._stop_finalize: Optional[bool] = None
+        self._crash: Optional[str] = None
         self._seconds_per_item: Optional[float] = None
         self._bytes_per_item = 0.0
         self._thread = threading.Thread(target=self._run, name="boinc_pymw-mpi-dispatcher",
@@ -66,8 +67,9 @@ class Dispatcher:
     def submit(self, items) -> None:
         with self._lock:
             if self._stop_finalize is not None or not self.live_workers():
-                why = "the MPI worker pool has stopped" if self._stop_finalize is not None \
-                    else "no MPI worker is left: " + "; ".join(self.lost)
+                why = self._crash or ("the MPI worker pool has stopped"
+                                      if self._stop_finalize is not None
+                                      else "no MPI worker is left: " + "; ".join(self.lost))
                 for item in items:
                     item.set_exception(WorkerLost(why))
                 return
@@ -75,6 +77,9 @@ class Dispatcher:
         self._wake.set()
 
     def live_workers(self) -> list:
+        """Workers that may get work (none once the dispatcher has crashed)."""
+        if self._crash:
+            return []
         return [w for w in self.workers if w.alive]
 
     def stop(self) -> None:
@@ -85,9 +90,38 @@ class Dispatcher:
                 self._stop_finalize = not self.lost
         self._wake.set()
         self._thread.join()
+        if self._crash:  # the thread ended early: still release the worker ranks
+            try:
+                self._send_stop()
+            except Exception:
+                pass
 
     # -- the thread ---------------------------------------------------------
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # a bug or an MPI error: fail loudly, never hang
+            self._crashed(exc)
+
+    def _crashed(self, exc: BaseException) -> None:
+        why = f"the MPI back end's dispatcher failed: {type(exc).__name__}: {exc}"
+        with self._lock:
+            if self._stop_finalize is None:
+                self._stop_finalize = False
+            pending = list(self._pending)
+            self._pending.clear()
+        self.lost.append(why)
+        self._crash = why
+        for worker in self.workers:
+            items = list(worker.inflight.values())
+            worker.inflight.clear()
+            for item in items:
+                item.set_exception(WorkerLost(why))
+        for item in pending:
+            if item.mark_started():
+                item.set_exception(WorkerLost(why))
+
+    def _loop(self) -> None:
         MPI = self.MPI
         status = MPI.Status()
         backoff = wire.Backoff()
@@ -121,7 +155,12 @@ class Dispatcher:
     def _handle(self, worker: RemoteWorker, tag: int, frames: list) -> None:
         worker.last_seen = time.monotonic()
         if tag == wire.RESULTS:
-            records, busy = wire.decode(frames)
+            try:
+                records, busy = wire.decode(frames)
+            except Exception as exc:  # e.g. a result class the master cannot import
+                records, busy = [(i, wire.FAILED, type(exc).__name__,
+                                  f"the task's result could not be unpickled here: {exc}", "")
+                                 for i in wire.decode_prefix(frames)], 0.0
             if records:
                 per_item = busy / len(records)
                 old = self._seconds_per_item
@@ -231,7 +270,7 @@ class Dispatcher:
             if item.mark_started():
                 item.set_exception(WorkerLost("the MPI worker pool stopped before this task ran"))
         frames = wire.encode({"finalize": bool(self._stop_finalize)})
-        for worker in self.live_workers():
+        for worker in [w for w in self.workers if w.alive]:
             for item in worker.inflight.values():
                 item.set_exception(WorkerLost("the MPI worker pool stopped while this task ran"))
             worker.inflight.clear()

@@ -137,7 +137,7 @@ def raised_record(item_id: int, exc: BaseException) -> tuple:
     (so the master re-raises the same type), else its type, text and traceback."""
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     try:
-        dumps(exc)
+        loads(dumps(exc))  # some exception classes pickle but do not unpickle
     except Exception:
         return (item_id, FAILED, type(exc).__name__, str(exc), tb)
     return (item_id, RAISED, exc, tb)

@@ -68,7 +68,7 @@ def _run_one(call) -> tuple:
 
 def _send_results(MPI, comm, master, records, busy):
     try:
-        frames = wire.encode((records, busy))
+        frames = wire.encode((records, busy), prefix=[r[0] for r in records])
     except Exception:
         # Find the values that do not pickle and turn them into errors.
         fixed = []
@@ -79,7 +79,7 @@ def _send_results(MPI, comm, master, records, busy):
             except Exception as exc:
                 fixed.append((record[0], wire.FAILED, type(exc).__name__,
                               f"the task's result could not be sent back: {exc}", ""))
-        frames = wire.encode((fixed, busy))
+        frames = wire.encode((fixed, busy), prefix=[r[0] for r in fixed])
     wire.send(MPI, comm, master, wire.RESULTS, frames)
 
 
