@@ -12,8 +12,11 @@ from boinc_pymw.boinc.testing import add_app, add_host, add_platform, add_team, 
 
 @pytest.fixture
 def world(boinc_project):
-    """A project with app "testapp", one app version, a team and 3 users with a host each."""
-    p = boinc_project
+    """A project with app "testapp", one app version, a team and 4 users with a host each."""
+    return make_world(boinc_project)
+
+
+def make_world(p):
     app_id = add_app(p, "testapp")
     platform_id = add_platform(p)
     av_id = add_app_version(p, app_id, platform_id)
@@ -46,15 +49,22 @@ def mark(text):
     os.write(fd, ("%s %d\\n" % (text, os.getpid())).encode())
     os.close(fd)
 
+DELAY = float(os.environ.get("HANDLER_DELAY", "0"))
+
 class RecordingAssimilator(Assimilator):
+    db_retry_seconds = float(os.environ.get("DB_RETRY", "60"))
+
     def assimilate(self, wu, results, canonical):
-        delay = float(os.environ.get("HANDLER_DELAY", "0"))
-        if delay:
-            time.sleep(delay)
+        if DELAY:
+            time.sleep(DELAY)
         mark(wu["name"])
 
 class RecordingValidator(BitwiseValidator):
+    db_retry_seconds = float(os.environ.get("DB_RETRY", "60"))
+
     def init_result(self, result):
+        if DELAY:
+            time.sleep(DELAY)
         mark(result["name"])
         return super().init_result(result)
 
