@@ -149,7 +149,8 @@ class Dispatcher:
                 if self._wake.wait(CHECK_EVERY):
                     self._wake.clear()
             else:
-                backoff.wait(self._poll_limit())
+                longest, fast_for = self._poll_pace()
+                backoff.wait(longest, fast_for)
         self._send_stop()
 
     def _handle(self, worker: RemoteWorker, tag: int, frames: list) -> None:
@@ -172,13 +173,15 @@ class Dispatcher:
         elif tag == wire.BYE:
             self._lose(worker, f"MPI worker {worker.label} stopped: {wire.decode(frames)}")
 
-    def _poll_limit(self) -> float:
-        """Longest sleep between polls while work is out: short for tiny
-        tasks, up to 2 ms when tasks are long (the CPU goes to workers)."""
+    def _poll_pace(self) -> tuple[float, float]:
+        """(longest sleep between polls, how long to only yield first) while
+        work is out: tiny tasks get a tight loop, long ones leave the CPU to
+        the workers (the master usually shares the machine with them)."""
         per_item = self._seconds_per_item
         if per_item is None:
-            return 1e-3
-        return max(50e-6, min(2e-3, per_item / 4))
+            return 1e-3, 0.005
+        fast_for = 0.005 if per_item < 5e-4 else 0.0
+        return max(50e-6, min(2e-3, per_item / 4)), fast_for
 
     def _queue_target(self) -> int:
         """How many items a worker may hold: ~QUEUE_SECONDS and ~QUEUE_BYTES."""

@@ -158,11 +158,11 @@ class Backoff:
         self._idle_since = None
         self._delay = 20e-6
 
-    def wait(self, longest: Optional[float] = None) -> None:
+    def wait(self, longest: Optional[float] = None, fast_for: Optional[float] = None) -> None:
         now = time.monotonic()
         if self._idle_since is None:
             self._idle_since = now
-        if now - self._idle_since < self.fast_for:
+        if now - self._idle_since < (self.fast_for if fast_for is None else fast_for):
             os.sched_yield()
             return
         time.sleep(self._delay)
