@@ -108,26 +108,35 @@ def credit_to_host(host: dict, start_time: float, credit: float, now: Optional[f
     host["total_credit"] = float(host["total_credit"]) + credit
 
 
-def grant_credit(db, host: dict, start_time: float, credit: float, now: Optional[float] = None) -> None:
-    """credit.cpp grant_credit: host in memory (caller writes it), user and team in the DB."""
+def grant_credit(db, host: dict, start_time: float, credit: float, now: Optional[float] = None,
+                 users: Optional[dict] = None, teams: Optional[dict] = None) -> None:
+    """credit.cpp grant_credit: host in memory (caller writes it), user and team in the DB.
+
+    ``users``/``teams`` map ids to rows already read (and locked) by the caller;
+    they are kept up to date so a second grant in the same transaction sees the first.
+    """
     now = time.time() if now is None else now
     credit_to_host(host, start_time, credit, now)
-    user = db.query_one("SELECT id, teamid, expavg_credit, expavg_time FROM user WHERE id=%s",
-                        (host["userid"],))
+    user = (users.get(host["userid"]) if users is not None else
+            db.query_one("SELECT id, teamid, expavg_credit, expavg_time FROM user WHERE id=%s",
+                         (host["userid"],)))
     if user is None:
         return
-    for table, row in (("user", user), ("team", None)):
-        if table == "team":
-            if not user["teamid"]:
-                return
-            row = db.query_one("SELECT id, expavg_credit, expavg_time FROM team WHERE id=%s",
-                               (user["teamid"],))
-            if row is None:
-                return
+    team = None
+    if user["teamid"]:
+        team = (teams.get(user["teamid"]) if teams is not None else
+                db.query_one("SELECT id, expavg_credit, expavg_time FROM team WHERE id=%s",
+                             (user["teamid"],)))
+    for table, row in (("user", user), ("team", team)):
+        if row is None:
+            continue
         avg, avg_time = update_average(now, start_time, credit, CREDIT_HALF_LIFE,
                                        float(row["expavg_credit"]), float(row["expavg_time"]))
         db.execute(f"UPDATE {table} SET total_credit=total_credit+%s, expavg_credit=%s, "
                    f"expavg_time=%s WHERE id=%s", (credit, avg, avg_time, row["id"]))
+        row["expavg_credit"], row["expavg_time"] = avg, avg_time
+        if "total_credit" in row:
+            row["total_credit"] = float(row["total_credit"]) + credit
 
 
 # -- CreditNew (credit.cpp get_pfc / assign_credit_set) ----------------------------------

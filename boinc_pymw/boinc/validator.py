@@ -370,29 +370,37 @@ class Validator(Daemon):
                          wu["id"], code)
 
     def _lock_credit_rows(self, results: list[dict]) -> None:
-        """Lock the hosts, users and teams this workunit may credit, in id order.
+        """Lock and read the hosts, users and teams this workunit may credit, in id order.
 
         BOINC's validator writes host totals read earlier (update_diff_validator),
         so two validators (--mod) crediting the same host can lose an update.
-        Locking first, always in the same order, serialises them instead.
+        Locking first, always in the same order, serialises them instead; the
+        rows read here are the ones the credit arithmetic then updates.
         """
+        self._rows = {"host": {}, "user": {}, "team": {}, "hav": {}}
         host_ids = sorted({r["hostid"] for r in results if r["hostid"]})
         if not host_ids:
             return
-        marks = ", ".join(["%s"] * len(host_ids))
-        hosts = self.db.query(f"SELECT id, userid FROM host WHERE id IN ({marks}) "
-                              f"ORDER BY id FOR UPDATE", tuple(host_ids))
-        user_ids = sorted({h["userid"] for h in hosts if h["userid"]})
-        if not user_ids:
-            return
-        marks = ", ".join(["%s"] * len(user_ids))
-        users = self.db.query(f"SELECT id, teamid FROM user WHERE id IN ({marks}) "
-                              f"ORDER BY id FOR UPDATE", tuple(user_ids))
-        team_ids = sorted({u["teamid"] for u in users if u["teamid"]})
+        self._rows["host"] = self._locked("host", "id, userid, " + ", ".join(HOST_FIELDS), host_ids)
+        user_ids = sorted({h["userid"] for h in self._rows["host"].values() if h["userid"]})
+        if user_ids:
+            self._rows["user"] = self._locked(
+                "user", "id, teamid, total_credit, expavg_credit, expavg_time", user_ids)
+        team_ids = sorted({u["teamid"] for u in self._rows["user"].values() if u["teamid"]})
         if team_ids:
-            marks = ", ".join(["%s"] * len(team_ids))
-            self.db.query(f"SELECT id FROM team WHERE id IN ({marks}) ORDER BY id FOR UPDATE",
-                          tuple(team_ids))
+            self._rows["team"] = self._locked(
+                "team", "id, total_credit, expavg_credit, expavg_time", team_ids)
+
+    def _locked(self, table: str, columns: str, ids: list) -> dict:
+        marks = ", ".join(["%s"] * len(ids))
+        rows = self.db.query(f"SELECT {columns} FROM {table} WHERE id IN ({marks}) "
+                             f"ORDER BY id FOR UPDATE", tuple(ids))
+        out = {}
+        for row in rows:
+            row = {k: (float(v) if k in HOST_FIELDS else v) for k, v in row.items()}
+            row["_orig"] = dict(row)
+            out[row["id"]] = row
+        return out
 
     # Phase 1: no database writes; user code runs here.
     def _judge_stragglers(self, wu, results) -> Optional[dict]:
@@ -437,19 +445,29 @@ class Validator(Daemon):
             self._write_quorum(wu, results, plan)
         self._finish_wu(wu, plan["transition"])
 
-    def _hav(self, result) -> Optional[dict]:
-        """hav_lookup: the host_app_version row, created if missing."""
-        gavid = generalized_app_version_id(int(result["app_version_id"]), int(result["appid"]))
-        row = self.db.query_one("SELECT * FROM host_app_version WHERE host_id=%s AND "
-                                "app_version_id=%s", (result["hostid"], gavid))
-        if row is None:
-            row = {"host_id": result["hostid"], "app_version_id": gavid,
-                   **{f: 0 for f in HAV_FIELDS}, "n_jobs_today": 0}
-            self.db.insert("host_app_version", row)
-        row = {k: (float(v) if k.endswith(("_n", "_avg", "_var", "_q")) else v)
-               for k, v in row.items()}
-        row["_orig"] = dict(row)
-        return row
+    def _load_havs(self, results: list[dict]) -> list[dict]:
+        """hav_lookup for each result: one SELECT, missing rows created (as BOINC does)."""
+        keys = [(r["hostid"], generalized_app_version_id(int(r["app_version_id"]), int(r["appid"])))
+                for r in results]
+        cache = self._rows["hav"]
+        wanted = sorted({k for k in keys if k not in cache})
+        if wanted:
+            marks = ", ".join(["(%s, %s)"] * len(wanted))
+            found = self.db.query(f"SELECT * FROM host_app_version WHERE (host_id, app_version_id) "
+                                  f"IN ({marks})", tuple(x for k in wanted for x in k))
+            rows = {(row["host_id"], row["app_version_id"]): row for row in found}
+            missing = [k for k in wanted if k not in rows]
+            if missing:
+                new_rows = [{"host_id": h, "app_version_id": av, **{f: 0 for f in HAV_FIELDS},
+                             "n_jobs_today": 0} for h, av in missing]
+                self.db.insert_many("host_app_version", new_rows)
+                rows.update({(row["host_id"], row["app_version_id"]): row for row in new_rows})
+            for key, row in rows.items():
+                row = {k: (float(v) if k.endswith(("_n", "_avg", "_var", "_q")) else v)
+                       for k, v in row.items()}
+                row["_orig"] = dict(row)
+                cache[key] = row
+        return [cache[k] for k in keys]
 
     def _save_hav(self, hav) -> None:
         changed = {f: hav[f] for f in HAV_FIELDS if hav[f] != hav["_orig"][f]}
@@ -458,15 +476,12 @@ class Validator(Daemon):
             self.db.execute(f"UPDATE host_app_version SET {sets} WHERE host_id=%s AND "
                             f"app_version_id=%s",
                             (*changed.values(), hav["host_id"], hav["app_version_id"]))
+            hav["_orig"].update(changed)
 
     def _host(self, result) -> Optional[dict]:
-        host = self.db.query_one("SELECT id, userid, " + ", ".join(HOST_FIELDS)
-                                 + " FROM host WHERE id=%s", (result["hostid"],))
+        host = self._rows["host"].get(result["hostid"])
         if host is None:
             log.error("[RESULT#%s] lookup of host %s failed", result["id"], result["hostid"])
-            return None
-        host = {k: (float(v) if k in HOST_FIELDS else v) for k, v in host.items()}
-        host["_orig"] = dict(host)
         return host
 
     def _save_host(self, host) -> None:
@@ -474,6 +489,11 @@ class Validator(Daemon):
         if changed:
             sets = ", ".join(f"{f}=%s" for f in changed)
             self.db.execute(f"UPDATE host SET {sets} WHERE id=%s", (*changed.values(), host["id"]))
+            host["_orig"].update(changed)
+
+    def _grant(self, host, result, credit: float) -> None:
+        grant_credit(self.db, host, float(result["sent_time"]), credit,
+                     users=self._rows["user"], teams=self._rows["team"])
 
     def _save_result(self, r) -> None:
         self.db.execute(
@@ -507,7 +527,7 @@ class Validator(Daemon):
             host = self._host(r)
             if host is None:
                 continue
-            hav = self._hav(r)
+            [hav] = self._load_havs([r])
             if r["validate_state"] == ValidateState.VALID:
                 update = True
                 log.info("[RESULT#%s %s] pair_check() matched: setting result to valid",
@@ -517,7 +537,7 @@ class Validator(Daemon):
                                   o.max_granted_credit)
                 if not o.no_credit:
                     r["granted_credit"] = canonical["granted_credit"]
-                    grant_credit(self.db, host, float(r["sent_time"]), float(r["granted_credit"]))
+                    self._grant(host, r, float(r["granted_credit"]))
             elif r["validate_state"] == ValidateState.INVALID:
                 update = True
                 log.info("[RESULT#%s %s] pair_check() didn't match: setting result to invalid",
@@ -552,7 +572,7 @@ class Validator(Daemon):
     def _write_quorum(self, wu, results, plan) -> None:
         o = self.options
         viable, canonical_id = plan["viable"], plan["canonical_id"]
-        havs = [self._hav(r) for r in viable]
+        havs = self._load_havs(viable)
         if not plan["checked"]:
             return
         credit = self._credit_for(wu, viable, havs, canonical_id) if canonical_id else 0.0
@@ -574,7 +594,7 @@ class Validator(Daemon):
                 self._is_valid(host, r, wu, hav)
                 if not o.no_credit:
                     r["granted_credit"] = credit
-                    grant_credit(self.db, host, float(r["sent_time"]), credit)
+                    self._grant(host, r, credit)
                     log.info("[RESULT#%s %s] Valid; granted %f credit [HOST#%s]", r["id"],
                              r["name"], credit, r["hostid"])
             elif r["validate_state"] == ValidateState.INVALID:
