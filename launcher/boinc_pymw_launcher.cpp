@@ -7,6 +7,7 @@
 //   3. reads boinc_pymw_runtime.cfg from the runtime (runtime_config.hpp),
 //   4. runs <runtime>/<interpreter> <cfg args> <our own args> with no shell
 //      in between (run_child.hpp) and ends with the interpreter's status.
+// On Windows under a client it first sends stderr to the slot's stderr.txt.
 // Options of its own, removed before the rest is passed on:
 //   --launcher-runtime=NAME   logical name of the runtime archive
 // A missing or broken file ends it with a message on stderr and status 2.
@@ -19,10 +20,45 @@
 #include "runtime_config.hpp"
 #include "soft_link.hpp"
 
+
 namespace launcher {
 
 constexpr const char* kDefaultRuntimeName = "python_runtime.zip";
 constexpr int kLaunchFailedStatus = 2;
+
+fs::path interpreter_path(const fs::path& runtime_dir, const RuntimeConfig& config) {
+    fs::path path = (runtime_dir / fs::path(native_from_utf8(config.interpreter))).lexically_normal();
+    path.make_preferred();
+    return path;
+}
+
+// An unpacked runtime whose config or interpreter has gone (deleted by a
+// virus scanner or a user) is unpacked again rather than failing every task.
+bool runtime_is_complete(const fs::path& runtime_dir) {
+    fs::path config_path = runtime_dir / kRuntimeConfigName;
+    if (!fs::is_regular_file(config_path)) return false;
+    try {
+        return fs::is_regular_file(interpreter_path(runtime_dir, read_runtime_config(config_path)));
+    } catch (const LaunchError&) {
+        return true;  // a bad config is reported by the caller, not repaired
+    }
+}
+
+// On Unix the client sends an app's stderr to the slot's stderr.txt; on
+// Windows it does not (BOINC's API library does it inside the app), so under
+// a client (init_data.xml present) the launcher appends its own and the
+// interpreter's stderr to stderr.txt. Returns that file, or an empty path.
+fs::path stderr_log_under_client(const fs::path& slot_dir) {
+#ifdef _WIN32
+    if (!fs::is_regular_file(slot_dir / "init_data.xml")) return fs::path();
+    fs::path log = slot_dir / "stderr.txt";
+    _wfreopen(log.c_str(), L"a", stderr);
+    return log;
+#else
+    (void)slot_dir;
+    return fs::path();
+#endif
+}
 
 int launch(const std::vector<native_string>& argv) {
     const native_string runtime_option = native_from_utf8("--launcher-runtime=");
@@ -36,15 +72,16 @@ int launch(const std::vector<native_string>& argv) {
     }
 
     fs::path slot_dir = fs::current_path();
+    fs::path stderr_log = stderr_log_under_client(slot_dir);
     fs::path archive = resolve_logical_name(slot_dir, runtime_name);
     fs::path runtime_dir = ensure_unpacked(archive);
+    if (!runtime_is_complete(runtime_dir))
+        runtime_dir = ensure_unpacked(archive, /*replace_existing=*/true);
     fs::path config_path = runtime_dir / kRuntimeConfigName;
     if (!fs::is_regular_file(config_path))
         throw LaunchError("the runtime archive '" + runtime_name + "' has no " + kRuntimeConfigName);
     RuntimeConfig config = read_runtime_config(config_path);
-
-    fs::path interpreter = (runtime_dir / fs::path(native_from_utf8(config.interpreter))).lexically_normal();
-    interpreter.make_preferred();
+    fs::path interpreter = interpreter_path(runtime_dir, config);
     if (!fs::is_regular_file(interpreter))
         throw LaunchError("interpreter '" + config.interpreter + "' named in " + kRuntimeConfigName +
                           " is missing from the runtime " + utf8_from_path(runtime_dir));
@@ -52,7 +89,7 @@ int launch(const std::vector<native_string>& argv) {
     std::vector<native_string> args;
     for (const std::string& arg : config.args) args.push_back(native_from_utf8(arg));
     args.insert(args.end(), passed_on.begin(), passed_on.end());
-    return run_child(interpreter, args);
+    return run_child(interpreter, args, stderr_log);
 }
 
 int main_guarded(const std::vector<native_string>& argv) {

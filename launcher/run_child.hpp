@@ -12,8 +12,11 @@ namespace launcher {
 
 // Runs `program` with `args` (not including argv[0]); returns its exit
 // status (Windows) or does not return (POSIX). Throws LaunchError if the
-// program cannot be started.
-int run_child(const fs::path& program, const std::vector<native_string>& args);
+// program cannot be started. Windows only: a non-empty `stderr_log` gets the
+// child's stderr appended (relayed through a pipe, so each write lands at the
+// end of the file even where append-only handles are not honoured).
+int run_child(const fs::path& program, const std::vector<native_string>& args,
+              const fs::path& stderr_log = fs::path());
 
 // One argument quoted so that CommandLineToArgvW and the MSVC runtime give
 // it back unchanged: backslashes are literal except before a double quote,

@@ -213,14 +213,24 @@ std::uint32_t crc32_update(std::uint32_t crc, const unsigned char* data, std::si
     return ~crc;
 }
 
-fs::path ensure_unpacked(const fs::path& archive) {
+fs::path ensure_unpacked(const fs::path& archive, bool replace_existing) {
     std::uint32_t directory_crc = 0;
     std::vector<Entry> entries = read_directory(archive, directory_crc);
 
     fs::path final_dir = archive;
     final_dir += native_from_utf8(".unpacked-" + hex32(directory_crc));
     std::error_code ec;
-    if (fs::is_directory(final_dir, ec)) return final_dir;
+    if (fs::is_directory(final_dir, ec)) {
+        if (!replace_existing) return final_dir;
+        // Move the damaged copy aside first, so no other task starts from it.
+        fs::path damaged = archive;
+        damaged += native_from_utf8(".damaged-" + std::to_string(process_id()));
+        fs::rename(final_dir, damaged, ec);
+        if (ec && fs::is_directory(final_dir))
+            throw LaunchError("the unpacked runtime " + utf8_from_path(final_dir) +
+                              " is incomplete and cannot be replaced: " + ec.message());
+        fs::remove_all(damaged, ec);
+    }
 
     fs::path temp_dir = archive;
     temp_dir += native_from_utf8(".unpacking-" + std::to_string(process_id()));

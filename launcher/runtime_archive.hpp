@@ -12,7 +12,9 @@
 namespace launcher {
 
 // The directory holding the unpacked runtime, unpacking it first if needed.
-fs::path ensure_unpacked(const fs::path& archive);
+// With `replace_existing`, an existing copy (found incomplete: files deleted
+// by a virus scanner or a user) is discarded and unpacked again.
+fs::path ensure_unpacked(const fs::path& archive, bool replace_existing = false);
 
 // CRC-32 (the zip/gzip polynomial) of a byte range, continuing from `crc`.
 std::uint32_t crc32_update(std::uint32_t crc, const unsigned char* data, std::size_t size);

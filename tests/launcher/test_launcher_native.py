@@ -89,6 +89,20 @@ def test_new_archive_content_gets_a_new_runtime_directory(boinc_slot, native_lau
     assert len([p for p in boinc_slot.project_dir.iterdir() if ".unpacked-" in p.name]) == 2
 
 
+def test_damaged_runtime_is_unpacked_again(boinc_slot, native_launcher, echo_program, make_runtime_archive):
+    exe = _install(boinc_slot, native_launcher, make_runtime_archive(echo_program, "bin/echo", ["again"]))
+    assert run_launcher(exe, boinc_slot).returncode == 0
+    (runtime,) = [p for p in boinc_slot.project_dir.iterdir() if ".unpacked-" in p.name]
+    (runtime / "bin" / "echo").unlink()  # as a virus scanner might
+
+    done = run_launcher(exe, boinc_slot)
+
+    assert done.returncode == 0, done.stderr.decode()
+    assert decode_echo(done.stdout)[1] == ["again"]
+    assert sorted(p.name for p in boinc_slot.project_dir.iterdir() if ".unpack" in p.name or ".damaged" in p.name) \
+        == [runtime.name]
+
+
 def test_concurrent_first_starts_share_one_unpacked_runtime(boinc_slot, native_launcher, echo_program,
                                                             make_runtime_archive):
     blob = os.urandom(3 << 20)  # make unpacking slow enough for the starts to overlap

@@ -42,6 +42,11 @@ def _variant(windows_runtime, tmp_path, args):
     return pack_runtime_archive(copy, tmp_path / "variant.zip")
 
 
+def _stderr_txt(slot) -> str:
+    path = slot.slot_dir / "stderr.txt"
+    return path.read_text(errors="replace") if path.exists() else "(no stderr.txt)"
+
+
 def _wine(wine_env):
     return (wine_env["WINE"],)
 
@@ -74,11 +79,32 @@ def test_worker_in_a_boinc_slot_under_wine(boinc_slot, windows_launcher, windows
 
     done = run_launcher(exe, boinc_slot, env=wine_env, runner=_wine(wine_env))
 
-    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert done.returncode == 0, _stderr_txt(boinc_slot)
     assert json.loads(output.read_text()) == {"ok": True, "value": {
         "platform": "win32", "standalone": False, "wu_name": "wu_wine_1", "boinc_api": "pure-python",
         "total": 5050}}
     assert (boinc_slot.slot_dir / "boinc_finish_called").read_text().strip() == "0"
+
+
+def test_under_a_client_stderr_goes_to_the_slots_stderr_txt(boinc_slot, windows_launcher, windows_runtime,
+                                                             wine_env):
+    """BOINC's Windows client does not capture stderr; the launcher appends it to stderr.txt."""
+    archive, _ = windows_runtime
+    exe = boinc_slot.add_main_program(windows_launcher, "boinc_pymw_launcher_1.0_windows_x86_64.exe")
+    boinc_slot.write_init_data(wu_name="wu_3")
+    (boinc_slot.slot_dir / "stderr.txt").write_text("earlier episode\n")
+
+    missing = run_launcher(exe, boinc_slot, env=wine_env, runner=_wine(wine_env))
+    boinc_slot.add(RUNTIME_ARCHIVE_NAME, "boinc_pymw_runtime_1.0_windows_x86_64.zip", archive)
+    boinc_slot.add("input.json", "wu_3_input", b'{"function": "wine_tasks:no_such_task", "args": []}')
+    boinc_slot.link("output.json", "wu_3_r0_output")
+    broken_job = run_launcher(exe, boinc_slot, env=wine_env, runner=_wine(wine_env))
+
+    assert missing.returncode == LAUNCH_FAILED and broken_job.returncode == 1
+    lines = _stderr_txt(boinc_slot).splitlines()
+    assert lines[0] == "earlier episode"
+    assert lines[1].startswith("boinc_pymw_launcher: error: required file 'python_runtime.zip' is missing")
+    assert "cannot import task function wine_tasks:no_such_task" in lines[2]
 
 
 def test_app_code_zip_and_task_errors_under_wine(boinc_slot, windows_launcher, windows_runtime, wine_env, tmp_path):
