@@ -143,6 +143,8 @@ def test_plain_mpiexec_script_turns_other_ranks_into_workers(tmp_path):
     """``mpiexec -n 3 python script.py``: ranks 1 and 2 serve inside Master()
     and never run the code after it."""
     proc, reports = run_script(tmp_path, """
+        from mpi4py import MPI  # the user's own import comes first: exit must still be clean
+
         if __name__ == "__main__":
             with Master("mpi") as master:
                 total = sum(master.map(abs, range(-100, 100)))

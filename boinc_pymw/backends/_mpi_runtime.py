@@ -28,11 +28,12 @@ _lock = threading.Lock()
 _world = None          # the Dispatcher over COMM_WORLD ranks 1..N (rank 0 only)
 _we_finalize = False   # True when this module turned mpi4py's auto-finalize off
 _lost_ranks = False
+_registered = False
 
 
 def import_mpi():
     """Import ``mpi4py.MPI`` with a clear error when it is missing."""
-    global _we_finalize
+    global _we_finalize, _registered
     if "mpi4py.MPI" not in sys.modules:
         try:
             import mpi4py
@@ -43,7 +44,11 @@ def import_mpi():
             ) from None
         mpi4py.rc.finalize = False
         _we_finalize = True
+    if not _registered:
+        # Also when the user imported mpi4py.MPI first: the worker ranks must
+        # get STOP before anything finalizes MPI, or the job never ends.
         atexit.register(_at_exit)
+        _registered = True
     from mpi4py import MPI
 
     return MPI
