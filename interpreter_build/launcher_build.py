@@ -124,27 +124,35 @@ def pack_runtime_archive(runtime_dir, archive) -> pathlib.Path:
         raise LauncherBuildError(f"{runtime_dir} has no {RUNTIME_CONFIG_NAME}; call write_runtime_config first")
     paths = sorted(p for p in runtime_dir.rglob("*"))
     tmp = archive.with_name(archive.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+    try:
+        _write_zip(runtime_dir, paths, tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if tmp.stat().st_size >= 0x7FFFFFFF:
+        tmp.unlink()
+        raise LauncherBuildError("runtime archive is larger than 2 GB, which the launcher does not read")
+    os.replace(tmp, archive)
+    return archive
+
+
+def _write_zip(runtime_dir: pathlib.Path, paths, target: pathlib.Path) -> None:
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
         for path in paths:
             name = path.relative_to(runtime_dir).as_posix()
             st = path.lstat()
             if stat.S_ISLNK(st.st_mode):
-                target = os.readlink(path)
-                if os.path.isabs(target) or ".." in pathlib.PurePosixPath(target).parts:
-                    raise LauncherBuildError(f"symlink {path} -> {target} leaves the runtime")
+                link_target = os.readlink(path)
+                if os.path.isabs(link_target) or ".." in pathlib.PurePosixPath(link_target).parts:
+                    raise LauncherBuildError(f"symlink {path} -> {link_target} leaves the runtime")
                 info = _zip_info(name, stat.S_IFLNK | 0o777)
-                zf.writestr(info, target.encode(), compress_type=zipfile.ZIP_STORED)
+                zf.writestr(info, link_target.encode(), compress_type=zipfile.ZIP_STORED)
             elif stat.S_ISDIR(st.st_mode):
                 zf.writestr(_zip_info(name + "/", stat.S_IFDIR | 0o755), b"")
             else:
                 info = _zip_info(name, stat.S_IFREG | (st.st_mode & 0o777))
                 with open(path, "rb") as src, zf.open(info, "w") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
-    if tmp.stat().st_size >= 0x7FFFFFFF:
-        tmp.unlink()
-        raise LauncherBuildError("runtime archive is larger than 2 GB, which the launcher does not read")
-    os.replace(tmp, archive)
-    return archive
 
 
 def _zip_info(name: str, mode: int) -> zipfile.ZipInfo:

@@ -210,6 +210,18 @@ def test_unknown_platform_is_a_clear_build_error(tmp_path):
         build_launcher("sparc-sun-solaris", tmp_path)
 
 
+def test_missing_build_tools_are_clear_errors(tmp_path, monkeypatch):
+    only_cmake = tmp_path / "bin"
+    only_cmake.mkdir()
+    (only_cmake / "cmake").symlink_to(shutil.which("cmake"))
+    monkeypatch.setenv("PATH", str(only_cmake))
+    with pytest.raises(LauncherBuildError, match="x86_64-w64-mingw32-g\\+\\+ is not installed"):
+        build_launcher("windows_x86_64", tmp_path / "out")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(LauncherBuildError, match="cmake is not installed"):
+        build_launcher("x86_64-pc-linux-gnu", tmp_path / "out")
+
+
 def test_worker_runs_through_the_launcher_in_a_boinc_slot(boinc_slot, native_launcher, make_runtime_archive,
                                                           tmp_path):
     """Launcher + a Python interpreter + ``python -m boinc_pymw.worker`` in a BOINC-style slot.
@@ -246,3 +258,22 @@ def _bytes_file(slot, data: bytes):
     path = slot.root / "archive.bin"
     path.write_bytes(data)
     return path
+
+
+def test_runtime_config_and_packing_refuse_what_the_launcher_would_refuse(tmp_path):
+    from boinc_pymw.interpreter_build.launcher_build import pack_runtime_archive, write_runtime_config
+
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    for interpreter in ("../python3", "/usr/bin/python3", "bin\\python.exe"):
+        with pytest.raises(ValueError, match="relative '/' path inside the runtime"):
+            write_runtime_config(runtime, interpreter, [])
+    with pytest.raises(ValueError, match="newlines or outer spaces"):
+        write_runtime_config(runtime, "bin/python3", ["two\nlines"])
+    with pytest.raises(LauncherBuildError, match="call write_runtime_config first"):
+        pack_runtime_archive(runtime, tmp_path / "r.zip")
+    write_runtime_config(runtime, "bin/python3", ["-m", "boinc_pymw.worker"])
+    (runtime / "escape").symlink_to("../../etc/passwd")
+    with pytest.raises(LauncherBuildError, match="leaves the runtime"):
+        pack_runtime_archive(runtime, tmp_path / "r.zip")
+    assert not (tmp_path / "r.zip").exists() and not (tmp_path / "r.zip.tmp").exists()
