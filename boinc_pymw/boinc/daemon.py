@@ -283,6 +283,9 @@ class Daemon:
             return 1
         except HandlerExit as exc:
             return exc.code
+        except Exception:  # noqa: BLE001 - a bug in project code: log it, exit for --cron
+            log.exception("unexpected error; exiting")
+            return 1
         self.on_exit()
         return 0
 

@@ -298,11 +298,13 @@ class Validator(Daemon):
     def do_pass(self) -> bool:
         found = False
         handled = 0
+        seen: set[int] = set()
         while True:
-            items = self.enumerate_workunits()
+            items = [(wu, rs) for wu, rs in self.enumerate_workunits() if wu["id"] not in seen]
             if not items:
-                break
+                break     # nothing new (a workunit left need_validate set is not redone)
             for wu, results in items:
+                seen.add(wu["id"])
                 if self.stop.requested():
                     return found
                 self.handle_wu(wu, results)

@@ -275,3 +275,30 @@ def test_wu_id_and_id_range_select_workunits(world):
     assert [wu_row(db, i)["need_validate"] for i in ids] == [1, 0, 0, 1]
     run_daemon(BitwiseValidator, world.project, "--mod", "2", str(ids[0] % 2))
     assert [wu_row(db, i)["need_validate"] for i in ids] == [0, 0, 0, 1]
+
+
+class Buggy(Validator):
+    def init_result(self, result):
+        raise RuntimeError("bug in the project's validator")
+
+    def compare(self, a, b):
+        return True
+
+
+def test_bug_in_project_code_exits_without_touching_results(world, caplog):
+    wu_id = run_to_validation(world.project, world.app_id, world.hosts[:2], [[b"a"], [b"a"]],
+                              "wu", min_quorum=2, app_version_id=world.av_id)
+    assert run_daemon(Buggy, world.project) == 1
+    assert "bug in the project's validator" in caplog.text
+    assert states(world.db, wu_id) == [INIT, INIT]          # nobody loses credit to a bug
+    assert wu_row(world.db, wu_id)["need_validate"] == 1
+
+
+def test_debug_level_4_prints_sql(world, caplog):
+    import logging
+
+    run_to_validation(world.project, world.app_id, world.hosts[:1], [[b"a"]], "wu",
+                      min_quorum=1, app_version_id=world.av_id)
+    caplog.set_level(1, logger="boinc_pymw")
+    run_daemon(BitwiseValidator, world.project, "-d", "4")
+    assert "SQL: UPDATE workunit SET need_validate=0" in caplog.text
