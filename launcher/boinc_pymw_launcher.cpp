@@ -20,7 +20,6 @@
 #include "runtime_config.hpp"
 #include "soft_link.hpp"
 
-
 namespace launcher {
 
 constexpr const char* kDefaultRuntimeName = "python_runtime.zip";
