@@ -201,11 +201,11 @@ class Dispatcher:
         by_bytes = MAX_QUEUE if self._bytes_per_item <= 0 else \
             max(1, int(BATCH_BYTES // self._bytes_per_item))
         sent = False
-        for worker in live:
+        for index, worker in enumerate(live):
             room = target - len(worker.inflight)
             if room <= 0 or not self._pending:
                 continue
-            share = math.ceil(len(self._pending) / len(live))
+            share = math.ceil(len(self._pending) / (len(live) - index))
             batch = []
             with self._lock:
                 while self._pending and len(batch) < min(room, share, by_bytes):

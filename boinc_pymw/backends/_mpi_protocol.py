@@ -85,10 +85,32 @@ def encode(obj: Any, prefix: Any = None) -> list:
     ``prefix`` is pickled on its own (the master puts item ids there, so a
     worker can name the items whose calls fail to unpickle)."""
     big: list = []
-    file = io.BytesIO()
-    _Pickler(file, big).dump(obj)
+    if has_big_bytes(obj):
+        file = io.BytesIO()
+        _Pickler(file, big).dump(obj)
+        body = file.getbuffer()
+    else:  # the plain pickler: persistent_id costs a Python call per object
+        body = dumps(obj)
     pre = dumps(prefix)
-    return [_HEAD.pack(len(big), len(pre)) + pre + file.getbuffer(), *big]
+    return [_HEAD.pack(len(big), len(pre)) + pre + body, *big]
+
+
+def has_big_bytes(obj: Any, budget: int = 1000) -> bool:
+    """Whether ``obj`` holds a big ``bytes`` near the top: a bounded walk
+    through tuples, lists and dict values. A miss only costs a copy."""
+    queue, seen = [obj], 0
+    while queue and seen < budget:
+        item = queue.pop()
+        seen += 1
+        kind = type(item)
+        if kind is bytes:
+            if len(item) >= BIG:
+                return True
+        elif kind is tuple or kind is list:
+            queue.extend(item)
+        elif kind is dict:
+            queue.extend(item.values())
+    return False
 
 
 def decode_prefix(frames: list) -> Any:
