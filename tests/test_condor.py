@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -27,9 +26,9 @@ import classad2  # noqa: E402  (ships with htcondor2)
 from boinc_pymw.backends._condor_jobs import JobTracker  # noqa: E402
 from boinc_pymw.backends._condor_outcome import CondorJobFailed, finished_outcome  # noqa: E402
 from boinc_pymw.backends._condor_submit import (  # noqa: E402
-    ANY_MACHINE, JobSettings, cluster_settings, submit_description, write_batch)
+    ANY_MACHINE, JobSettings, cluster_settings, submit_description)
 from boinc_pymw.backends.base import WorkItem  # noqa: E402
-from boinc_pymw.backends.condor import encode_item  # noqa: E402
+from boinc_pymw.backends.condor import encode_item, prepare_cluster  # noqa: E402
 from boinc_pymw.errors import BoincPymwError  # noqa: E402
 from boinc_pymw.master import run_chunk  # noqa: E402
 
@@ -107,9 +106,9 @@ def make_batch(tmp_path, user_code, settings=None):
         WorkItem(mod.fail, ("no good",)),
     ]
     settings = settings or JobSettings(python=sys.executable, code=[str(code_dir)])
-    settings = cluster_settings(settings, run="run42")
     batch_dir = tmp_path / "batch_0"
-    itemdata = write_batch(batch_dir, [(it.id, encode_item(it)) for it in items], settings)
+    jobs, text, itemdata = prepare_cluster(batch_dir, items, settings, run="run42")
+    assert jobs == items and text == (batch_dir / "job.sub").read_text()
     return items, batch_dir, itemdata
 
 
@@ -273,6 +272,25 @@ def test_tracker_follows_queue_ads_held_jobs_fail_with_the_hold_reason(tmp_path)
     with pytest.raises(CondorJobFailed, match="was removed: via condor_rm"):
         items[0].future.result(0)
     assert len(tracker) == 0
+
+
+def test_a_cluster_drops_items_that_cannot_be_jobs_and_carries_the_timeout(tmp_path, user_code):
+    _, mod = user_code
+    good = WorkItem(mod.square, (3,), timeout=90.5)
+    closure = WorkItem(lambda: 1)
+    not_json = WorkItem(mod.square, ({1, 2},))
+    jobs, text, itemdata = prepare_cluster(tmp_path / "b", [closure, good, not_json],
+                                           JobSettings(), run="r1")
+    assert jobs == [good]
+    assert isinstance(closure.future.exception(0), TypeError)
+    assert "JSON" in str(not_json.future.exception(0))
+    assert not good.future.done()
+    sub = htcondor2.Submit(text)
+    assert sub["allowed_execute_duration"] == "91"
+    assert [dict(i) for i in sub.itemdata()] == itemdata == [
+        {"task_dir": str(tmp_path / "b" / "task_0"), "item_id": str(good.id)}]
+    assert json.loads((tmp_path / "b" / "task_0" / "input.json").read_text()) == {
+        "function": "condor_tasks_mod:square", "args": [3], "kwargs": {}}
 
 
 def test_items_that_cannot_become_json_jobs_say_why(user_code):

@@ -61,6 +61,28 @@ def encode_item(item: WorkItem) -> dict:
     return encode_task(item.fn, item.args, item.kwargs)
 
 
+def prepare_cluster(batch_dir: Path, items: Sequence[WorkItem], base, run: str):
+    """Everything for one cluster short of submitting it: returns (the items
+    that became jobs, in ProcId order; submit description text; itemdata).
+    Items that cannot become jobs (a lambda, non-JSON arguments) fail here."""
+    from ._condor_submit import cluster_settings, write_batch
+
+    jobs, documents = [], []
+    for item in items:
+        try:
+            documents.append(encode_item(item))
+            jobs.append(item)
+        except (TypeError, ValueError) as exc:
+            if item.mark_started():
+                item.set_exception(exc)
+    if not jobs:
+        return [], "", []
+    settings = cluster_settings(base, run, max((item.timeout or 0) for item in jobs))
+    itemdata = write_batch(batch_dir, [(item.id, doc) for item, doc in zip(jobs, documents)],
+                           settings)
+    return jobs, (batch_dir / "job.sub").read_text(), itemdata
+
+
 class CondorBackend(Backend):
     """Runs each work item as an HTCondor job (see the module docstring)."""
 
@@ -160,34 +182,23 @@ class CondorBackend(Backend):
 
     # -- work ---------------------------------------------------------------
     def submit(self, items: Sequence[WorkItem]) -> None:
-        from ._condor_submit import cluster_settings, submit_description, write_batch
-
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot schedule new work after shutdown")
             batch_dir = self._root / f"batch_{next(self._batches)}"
-        jobs = []
-        for item in items:
-            try:
-                jobs.append((item, encode_item(item)))
-            except (TypeError, ValueError) as exc:
-                if item.mark_started():
-                    item.set_exception(exc)
-        if not jobs:
-            return
-        settings = cluster_settings(self._settings, self._run,
-                                    max((item.timeout or 0) for item, _ in jobs))
-        itemdata = write_batch(batch_dir, [(item.id, doc) for item, doc in jobs], settings)
-        description = self._htcondor.Submit(submit_description(batch_dir, settings))
         try:
-            result = self._schedd.submit(description, itemdata=iter(itemdata))
+            jobs, text, itemdata = prepare_cluster(batch_dir, items, self._settings, self._run)
+            if not jobs:
+                return
+            result = self._schedd.submit(self._htcondor.Submit(text), itemdata=iter(itemdata))
         except Exception as exc:
-            for item, _ in jobs:
+            for item in items:
                 if item.mark_started():
-                    item.set_exception(BoincPymwError(f"HTCondor refused the jobs: {exc}"))
+                    item.set_exception(BoincPymwError(
+                        f"could not submit the HTCondor jobs: {type(exc).__name__}: {exc}"))
             return
         self._tracker.add(result.cluster(), [(item, batch_dir / f"task_{i}")
-                                             for i, (item, _) in enumerate(jobs)])
+                                             for i, item in enumerate(jobs)])
         self._ensure_thread()
 
     def _ensure_thread(self) -> None:
@@ -269,4 +280,4 @@ class CondorBackend(Backend):
         return facts
 
 
-__all__ = ["CondorBackend", "CondorJobFailed", "import_htcondor", "encode_item"]
+__all__ = ["CondorBackend", "CondorJobFailed", "import_htcondor", "encode_item", "prepare_cluster"]
