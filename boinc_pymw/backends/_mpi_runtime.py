@@ -29,6 +29,7 @@ _world = None          # the Dispatcher over COMM_WORLD ranks 1..N (rank 0 only)
 _we_finalize = False   # True when this module turned mpi4py's auto-finalize off
 _lost_ranks = False
 _registered = False
+_spawned: list = []    # spawned pools not stopped yet
 
 
 def import_mpi():
@@ -90,11 +91,18 @@ def spawn_pool(n: int, heartbeat_timeout: float):
             f"-m boinc_pymw.backends.mpi your_script.py ... (rank 0 is the master)"
         ) from None
     workers = [RemoteWorker(c, 0, f"spawned worker {i + 1}") for i, c in enumerate(comms)]
-    return Dispatcher(MPI, workers, heartbeat_timeout, mode="spawn")
+    pool = Dispatcher(MPI, workers, heartbeat_timeout, mode="spawn")
+    with _lock:
+        _spawned.append(pool)
+    return pool
 
 
 def stop_spawned(dispatcher) -> None:
     global _lost_ranks
+    with _lock:
+        if dispatcher not in _spawned:
+            return  # already stopped
+        _spawned.remove(dispatcher)
     dispatcher.stop()
     if dispatcher.lost:
         _lost_ranks = True
@@ -144,6 +152,8 @@ def _at_exit() -> None:
         return
     if MPI.COMM_WORLD.Get_size() > 1 and MPI.COMM_WORLD.Get_rank() == 0:
         stop_world()
+    for pool in list(_spawned):  # Masters never shut down: release their workers
+        stop_spawned(pool)
     if _we_finalize and not _lost_ranks:
         MPI.Finalize()
 
