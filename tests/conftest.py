@@ -15,16 +15,9 @@ scripts/setup.sh):
 
 from __future__ import annotations
 
-import itertools
-import os
-
 import pytest
 
-_db_counter = itertools.count()
-
-
-def unique_db_name(prefix: str = "pymw_test") -> str:
-    return f"{prefix}_{os.getpid()}_{next(_db_counter)}"
+from boinc_pymw.boinc.testing import unique_db_name  # noqa: F401  (re-exported for tests)
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ can set up the world a validator or assimilator expects in a line each::
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import time
@@ -40,6 +41,14 @@ SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema.sql")
 #: Directories BOINC's make_project creates (log/pid/tmp get the host suffix).
 PROJECT_DIRS = ("download", "upload", "keys", "cgi-bin", "bin", "templates",
                 "html", "apps", "log_{host}", "pid_{host}", "tmp_{host}")
+
+
+_db_counter = itertools.count()
+
+
+def unique_db_name(prefix: str = "pymw_test") -> str:
+    """A database name no other test process uses at the same time."""
+    return f"{prefix}_{os.getpid()}_{next(_db_counter)}"
 
 
 def short_hostname() -> str:

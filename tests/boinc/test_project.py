@@ -6,7 +6,8 @@ import pytest
 
 from boinc_pymw.boinc import DatabaseError, Project
 from boinc_pymw.boinc.testing import (add_app, add_host, add_platform, add_team, add_user,
-                                      make_project, schema_statements, short_hostname)
+                                      make_project, schema_statements, short_hostname,
+                                      unique_db_name)
 
 BOINC_TABLES = {"platform", "app", "app_version", "workunit", "result", "batch", "host",
                 "user", "team", "host_app_version", "assignment", "credit_user",
@@ -61,8 +62,6 @@ def test_row_helpers_and_unique_names(boinc_project):
 
 
 def test_make_project_recreates_database(mariadb, tmp_path):
-    from conftest import unique_db_name
-
     name = unique_db_name()
     p = make_project(tmp_path / "p", name, uldl_dir_fanout=7)
     try:
@@ -89,8 +88,6 @@ def test_schema_file_splits_into_statements():
 def test_merged_schema_equals_boinc_layout(mariadb):
     """The fast path (indexes inside CREATE TABLE) builds exactly the tables that
     schema.sql's CREATE + ALTER statements build."""
-    from conftest import unique_db_name
-
     from boinc_pymw.boinc.testing import _server, drop_database, merged_schema_statements
 
     names = unique_db_name(), unique_db_name()

@@ -6,6 +6,6 @@ against Debian's libsched/libboinc. Reuse ``build_oracle`` for your own checks::
     out = run_oracle(exe, "arg1", "arg2")
 """
 
-from .build import OracleBuildError, boinc_oracle, build_oracle, run_oracle
+from .build import OracleBuildError, boinc_oracle, build_oracle, parse_fields, run_oracle
 
-__all__ = ["OracleBuildError", "boinc_oracle", "build_oracle", "run_oracle"]
+__all__ = ["OracleBuildError", "boinc_oracle", "build_oracle", "parse_fields", "run_oracle"]

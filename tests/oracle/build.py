@@ -86,3 +86,21 @@ def run_oracle(exe, *args, input: str = None, env: dict = None, check: bool = Tr
 def boinc_oracle() -> Path:
     """tests/oracle/boinc_oracle.cpp (hier, template, create, DB round trips)."""
     return build_oracle("boinc_oracle", HERE / "boinc_oracle.cpp")
+
+
+def parse_fields(text: str) -> dict:
+    """The oracle's key=value lines (and the <<<XML ... XML>>> block) as a dict."""
+    fields, lines = {}, iter(text.splitlines())
+    for line in lines:
+        if line == "<<<XML":
+            body = []
+            for inner in lines:
+                if inner == "XML>>>":
+                    break
+                body.append(inner)
+            fields["xml_doc"] = "\n".join(body)
+            continue
+        key, sep, value = line.partition("=")
+        if sep:
+            fields[key] = value
+    return fields

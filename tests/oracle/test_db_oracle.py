@@ -9,8 +9,7 @@ import pytest
 from boinc_pymw.boinc.testing import add_app
 from boinc_pymw.boinc.states import Outcome, ServerState, ValidateState
 from boinc_pymw.templates import InputFile, OutputFile, write_app_templates
-from oracle import run_oracle
-from oracle.conftest import parse_fields
+from oracle import parse_fields, run_oracle
 
 WU_VALUES = {
     "create_time": 1700000000, "appid": 3, "name": "oracle_wu", "batch": 9,

@@ -8,8 +8,7 @@ import pytest
 
 from boinc_pymw.boinc.testing import add_app
 from boinc_pymw.templates import InputFile, render_input_template, write_app_templates
-from oracle import run_oracle
-from oracle.conftest import parse_fields
+from oracle import parse_fields, run_oracle
 
 RENDERED = {
     "one_file": dict(inputs=["in"]),
