@@ -1,7 +1,8 @@
 """boinc_pymw's MPI back end against mpi4py.futures.MPIPoolExecutor.
 
-One run starts two MPI jobs of the same size, one after the other, so each
-pool has the machine to itself (idle ranks of the other pool would steal CPU):
+One run starts MPI jobs of the same size, one at a time, alternating between
+the two pools (--rounds of each), so each pool has the machine to itself (idle
+ranks of the other pool would steal CPU) and outside load falls on both alike:
 
   mpiexec -n N+1 python -m boinc_pymw.backends.mpi bench_mpi.py --role ours
   mpiexec -n N+1 python -m mpi4py.futures          bench_mpi.py --role peer
@@ -14,7 +15,8 @@ Rank 0 is the master, ranks 1..N the workers (2 by default). Workloads:
   W3  200 tasks of ~20 ms pure-Python CPU: efficiency = ideal time / measured,
       ideal = (serial time of one task, measured once here) * 200 / workers
 
-Each figure is the median of --repeat runs after a warm-up. Target (issue 8):
+Each figure is the median over the rounds of the median of --repeat runs
+after a warm-up. Target (issue 8):
 ratio >= 1 on each. ``--quick`` runs tiny sizes as a smoke test.
 
     .venv/bin/python benchmarks/bench_mpi.py
@@ -157,24 +159,32 @@ def run_job(role: str, args, loops: int) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-n", "--workers", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per job")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="MPI jobs per pool, alternating ours and the peer's")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
     parser.add_argument("--role", choices=("ours", "peer"), help=argparse.SUPPRESS)
     parser.add_argument("--loops", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.repeat = 1
+        args.repeat, args.rounds = 1, 1
     if args.role:
         return role_main(args)
 
     s = sizes(args.quick)
     loops, one = calibrate_spin(s["s3"])
     ideal3 = one * s["n3"] / args.workers
-    print(f"workers: {args.workers}, repeat: {args.repeat}, python {sys.version.split()[0]}, "
-          f"cpus: {os.cpu_count()}")
+    print(f"workers: {args.workers}, repeat: {args.repeat}, rounds: {args.rounds}, "
+          f"python {sys.version.split()[0]}, cpus: {os.cpu_count()}")
     print(f"W3 task: {loops} loops = {one * 1000:.1f} ms serial; ideal {ideal3:.3f} s")
-    ours = run_job("ours", args, loops)
-    peer = run_job("peer", args, loops)
+    # Alternate the two jobs, so that load from elsewhere on the machine
+    # falls on both alike; each figure is then the median over the rounds.
+    runs = {"ours": [], "peer": []}
+    for _ in range(args.rounds):
+        for role in ("ours", "peer"):
+            runs[role].append(run_job(role, args, loops))
+    ours, peer = ({key: statistics.median(r[key] for r in runs[role]) for key in runs[role][0]}
+                  for role in ("ours", "peer"))
     for figures in (ours, peer):
         figures["W3"] = ideal3 / figures["W3"]  # seconds -> efficiency
     names = {"W1 submit": "W1 submit tasks/s", "W1 map": "W1 map tasks/s",
