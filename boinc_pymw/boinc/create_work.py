@@ -749,25 +749,51 @@ def create_batch(project, jobs: Iterable, *, batch_name: Optional[str] = None,
         raise CreateWorkError(f"create_batch: workunit name {dup!r} used twice")
     ctx = _Context(project)
     first_app = ctx.app(job_list[0].app)             # database problems surface first
+    for job in job_list:                             # the only lookups: before any writes
+        ctx.app(job.app)
     now = int(time.time())
-    rows = [_prepare(ctx, job, 0, now) for job in job_list]
     db = project.db
     with db.transaction():
         if batch_id is not None:
             if not db.execute("UPDATE batch SET njobs=njobs+%s WHERE id=%s",
-                              (len(rows), batch_id)):
+                              (len(job_list), batch_id)):
                 raise CreateWorkError(f"create_batch: no batch row with id {batch_id}")
         else:
             batch_id = db.insert("batch", {
                 "user_id": user_id, "create_time": now, "logical_start_time": 0.0,
-                "logical_end_time": 0.0, "est_completion_time": 0.0, "njobs": len(rows),
+                "logical_end_time": 0.0, "est_completion_time": 0.0, "njobs": len(job_list),
                 "fraction_done": 0.0, "nerror_jobs": 0, "state": BATCH_STATE_IN_PROGRESS,
                 "completion_time": 0.0, "credit_estimate": 0.0, "credit_canonical": 0.0,
                 "credit_total": 0.0, "name": base[:254], "app_id": first_app["id"],
                 "project_state": 0, "description": description[:254], "expire_time": 0.0})
-        for row in rows:
-            row["batch"] = batch_id
-        first = insert_rows(db, "workunit", rows)
+        first = _stage_and_insert(ctx, db, job_list, batch_id, now)
         ids = {r["name"]: r["id"] for r in db.query(
             "SELECT id, name FROM workunit WHERE batch=%s AND id>=%s", (batch_id, first))}
     return BatchResult(batch_id=batch_id, workunit_ids=[ids.get(n) for n in names])
+
+
+#: Jobs per pipeline step of create_batch.
+PIPELINE_JOBS = 1000
+
+
+def _stage_and_insert(ctx: _Context, db, jobs: list, batch_id: int, now: int) -> int:
+    """Stage files and build rows for one chunk of jobs while the database
+    inserts the previous chunk (the server works in its own process, so the two
+    overlap). Runs inside the caller's transaction: an error in any chunk rolls
+    back every row; files of a chunk are staged before its rows are sent.
+    Returns the id of the first row inserted.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    first_id, pending = None, None
+    with ThreadPoolExecutor(1, thread_name_prefix="create_batch_insert") as writer:
+        for start in range(0, len(jobs), PIPELINE_JOBS):
+            rows = [_prepare(ctx, job, batch_id, now) for job in jobs[start:start + PIPELINE_JOBS]]
+            for row in rows:
+                row["batch"] = batch_id
+            if pending is not None:
+                done = pending.result()
+                first_id = done if first_id is None else first_id
+            pending = writer.submit(insert_rows, db, "workunit", rows)
+        done = pending.result()
+    return done if first_id is None else first_id

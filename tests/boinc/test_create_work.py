@@ -196,6 +196,7 @@ def test_batch(project, monkeypatch):
 
 def test_batch_split_into_several_inserts(project, monkeypatch):
     monkeypatch.setattr(cw, "INSERT_CHUNK_BYTES", 3000)     # a few rows per statement
+    monkeypatch.setattr(cw, "PIPELINE_JOBS", 7)             # and several pipeline steps
     project.create_work("sq", [("other", b"o")], name="before")
     result = project.create_batch([{"files": [(f"k{i}", b"%d" % i)]} for i in range(40)],
                                   app="sq", batch_name="chunks")
@@ -218,9 +219,11 @@ def test_batch_joining_an_existing_batch(project):
     assert _count(project) == 3
 
 
+@pytest.mark.parametrize("pipeline_jobs", [1000, 4], ids=["one-chunk", "many-chunks"])
 @pytest.mark.parametrize("breakage", ["missing file", "duplicate name", "existing name",
                                       "bad quorum"])
-def test_failed_batch_leaves_no_rows(project, breakage):
+def test_failed_batch_leaves_no_rows(project, breakage, pipeline_jobs, monkeypatch):
+    monkeypatch.setattr(cw, "PIPELINE_JOBS", pipeline_jobs)   # chunks already inserted roll back
     project.create_work("sq", [("pre", b"p")], name="taken")
     jobs = [{"files": [(f"in_{i}", b"%d" % i)], "name": f"j{i}"} for i in range(20)]
     if breakage == "missing file":
