@@ -170,7 +170,8 @@ class ProjectConfig:
 
     @property
     def download_url(self) -> str:
-        return self.values.get("download_url", "").rstrip("/")
+        # Verbatim, as BOINC uses it: a trailing '/' gives '//' in URLs there too.
+        return self.values.get("download_url", "")
 
     @property
     def upload_url(self) -> str:
