@@ -15,6 +15,8 @@ scripts/setup.sh):
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from boinc_pymw.boinc.testing import unique_db_name  # noqa: F401  (re-exported for tests)
@@ -28,11 +30,27 @@ def mariadb():
                       connect_timeout=5)
     try:
         server.query("SELECT 1")
+        _drop_orphaned_test_databases(server)
     except DatabaseError as exc:
         pytest.fail(f"MariaDB at 127.0.0.1:3306 is needed (run scripts/setup.sh): {exc}")
     finally:
         server.close()
     return ("127.0.0.1", 3306)
+
+
+def _drop_orphaned_test_databases(server) -> None:
+    """Drop pymw_test_<pid>_<n> databases left by test processes that were killed."""
+    for row in server.query("SHOW DATABASES LIKE %s", ("pymw\\_test\\_%",)):
+        name = next(iter(row.values()))
+        parts = name.split("_")
+        if len(parts) != 4 or not parts[2].isdigit():
+            continue
+        try:
+            os.kill(int(parts[2]), 0)
+        except ProcessLookupError:
+            server.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        except PermissionError:
+            pass
 
 
 @pytest.fixture
