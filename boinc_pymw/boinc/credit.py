@@ -173,6 +173,17 @@ class AppVersionStats:
             self.rows[av_id] = row
         return row
 
+    def sample_counts(self) -> dict:
+        return {i: (len(r["pfc_samples"]), len(r["credit_samples"])) for i, r in self.rows.items()}
+
+    def truncate_samples(self, counts: dict) -> None:
+        """Forget samples added since ``sample_counts()`` (a rolled-back transaction)."""
+        for i, row in self.rows.items():
+            n_pfc, n_credit = counts.get(i, (0, 0))
+            del row["pfc_samples"][n_pfc:]
+            del row["credit_samples"][n_credit:]
+            del row["credit_times"][n_credit:]
+
     def flush(self, db, now: Optional[float] = None) -> None:
         """write_modified_app_versions: fold samples in, compare-and-set, retry."""
         now = time.time() if now is None else now

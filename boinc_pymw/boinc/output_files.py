@@ -18,6 +18,7 @@ database (``result.xml_doc_in``), the bytes from volunteers' machines.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -101,11 +102,17 @@ def _inside(path: str, root: str) -> bool:
     return os.path.commonpath([path, root]) == root
 
 
+@functools.lru_cache(maxsize=16)
+def _real_root(upload_dir: str) -> str:
+    # upload_dir itself is the project's, not a volunteer's: resolve it once
+    return os.path.realpath(upload_dir)
+
+
 def output_files(result: dict, upload_dir: str, fanout: int) -> list[OutputFile]:
     """The output files of ``result`` (a row with ``xml_doc_in``), in template order."""
     from .hierarchy import dir_hier_path
 
-    root = os.path.realpath(upload_dir)
+    root = _real_root(upload_dir)
     files = []
     for ref in parse_file_refs(result.get("xml_doc_in") or ""):
         path = os.path.abspath(dir_hier_path(ref["name"], upload_dir, int(fanout or 0)))
@@ -130,7 +137,7 @@ def read_output(file: OutputFile, upload_dir: str, max_bytes: int = DEFAULT_MAX_
 
     Raises :class:`BadOutputFile` (result invalid) or :class:`TransientFileError`.
     """
-    root = os.path.realpath(upload_dir)
+    root = _real_root(upload_dir)
     try:
         real = os.path.realpath(file.path)
         if not _inside(real, root):

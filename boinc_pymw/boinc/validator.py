@@ -28,7 +28,6 @@ need_validate still set, so it is validated again).
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from typing import Any, Callable, Optional
@@ -182,6 +181,8 @@ _RESULT_COLUMNS = ("id", "name", "validate_state", "server_state", "outcome", "c
                    "batch", "opaque", "exit_status", "hostid", "userid", "teamid", "sent_time",
                    "received_time", "appid", "app_version_id", "app_version_num",
                    "elapsed_time", "flops_estimate", "runtime_outlier", "random")
+#: result fields the validator changes (restored before a retried transaction)
+_RESULT_STATE = ("validate_state", "outcome", "granted_credit", "server_state", "runtime_outlier")
 ENUMERATE_SQL = (
     "SELECT " + ", ".join(f"wu.{c} AS wu_{c}" for c in _WU_COLUMNS) + ", "
     + ", ".join(f"res.{c}" for c in _RESULT_COLUMNS)
@@ -354,22 +355,31 @@ class Validator(Daemon):
             plan = self._look_for_quorum(wu, results)
         if plan is None:
             return
+        plan["transition_before_write"] = plan["transition"]
         if self.options.dry_run:
             log.info("DB not updated (dry run)")
             return
+        # phase 2 changes the dicts in place; a retried transaction starts from here
+        saved_wu = dict(wu)
+        saved = [{k: r[k] for k in _RESULT_STATE} for r in results]
+        saved_samples = self.av_stats.sample_counts()
         for attempt in range(DEADLOCK_RETRIES):
-            wu_try, results_try, plan_try = copy.deepcopy((wu, results, plan))
             try:
                 with self.db.transaction():
-                    self._lock_credit_rows(results_try)
-                    self._write(wu_try, results_try, plan_try)
+                    self._lock_credit_rows(results)
+                    self._write(wu, results, plan)
                 return
             except DatabaseError as exc:
+                self.av_stats.truncate_samples(saved_samples)   # rolled back: forget them
                 code = getattr(exc.__cause__, "args", (None,))[0]
                 if code not in (1205, 1213) or attempt + 1 == DEADLOCK_RETRIES:
                     raise
                 log.info("[WU#%s] lock conflict with another validator (%s); retrying",
                          wu["id"], code)
+                wu.update(saved_wu)
+                for r, state in zip(results, saved):
+                    r.update(state)
+                plan["transition"] = plan["transition_before_write"]
 
     def _lock_credit_rows(self, results: list[dict]) -> None:
         """Lock and read the hosts, users and teams this workunit may credit, in id order.
