@@ -32,7 +32,7 @@ import subprocess
 import sys
 
 from boinc_pymw.boinc.assimilator import Assimilator
-from boinc_pymw.boinc.output_files import check_file_name
+from boinc_pymw.boinc.output_files import BadOutputFile, check_file_name
 from boinc_pymw.boinc.validator import Invalid, TransientError, Validator
 
 TRANSIENT_EXIT = 3
@@ -44,7 +44,11 @@ def parse_script_spec(spec: str, allowed: set, default: list) -> tuple[str, list
     words = shlex.split(spec or "")
     if not words:
         raise SystemExit("script: empty script specification")
-    name, tokens = check_file_name(words[0]), words[1:] or list(default)
+    try:
+        name = check_file_name(words[0])
+    except BadOutputFile as exc:
+        raise SystemExit(f"script: {exc} (a script in the project's bin/)") from exc
+    tokens = words[1:] or list(default)
     bad = [t for t in tokens if t not in allowed]
     if bad:
         raise SystemExit(f"script: unknown token(s) {bad}; allowed: {sorted(allowed)}")
