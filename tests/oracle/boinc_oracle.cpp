@@ -11,6 +11,9 @@
 //   result_roundtrip PROJECT ID        DB_RESULT::lookup_id(ID)   -> key=value lines
 //   insert_wu PROJECT key=value...     DB_WORKUNIT::insert() -> new id
 //   insert_result PROJECT key=value... DB_RESULT::insert()   -> new id
+//   row TABLE PROJECT ID               DB_<TABLE>::lookup_id(ID) for platform, app,
+//                                      app_version, host, user, team, batch -> the
+//                                      columns at the end of each row (positional parse)
 //   create_result PROJECT WU_ID SUFFIX create_result() as the transitioner calls it
 //                                      (needs dont_generate_upload_certificates) -> result row
 
@@ -365,6 +368,73 @@ static int mode_create_result(int argc, char** argv) {
     return 0;
 }
 
+static int mode_row(int argc, char** argv) {
+    if (argc != 5) return 64;
+    std::string table = argv[2];
+    open_project(argv[3]);
+    open_db();
+    DB_ID_TYPE id = atol(argv[4]);
+    int retval;
+    if (table == "platform") {
+        DB_PLATFORM p;
+        if ((retval = p.lookup_id(id))) die("lookup", retval);
+        printf("name=%s\nuser_friendly_name=%s\ndeprecated=%d\n", p.name,
+               p.user_friendly_name, (int)p.deprecated);
+    } else if (table == "app") {
+        DB_APP a;
+        if ((retval = a.lookup_id(id))) die("lookup", retval);
+        printf("name=%s\nweight=%.17g\ntarget_nresults=%d\nmin_avg_pfc=%.17g\n"
+               "homogeneous_app_version=%d\nnon_cpu_intensive=%d\nlocality_scheduling=%d\n"
+               "n_size_classes=%d\nfraction_done_exact=%d\n", a.name, a.weight,
+               a.target_nresults, a.min_avg_pfc, (int)a.homogeneous_app_version,
+               (int)a.non_cpu_intensive, a.locality_scheduling, a.n_size_classes,
+               (int)a.fraction_done_exact);
+    } else if (table == "app_version") {
+        DB_APP_VERSION av;
+        if ((retval = av.lookup_id(id))) die("lookup", retval);
+        printf("appid=%lu\nversion_num=%d\nplatformid=%lu\nplan_class=%s\npfc_n=%.17g\n"
+               "pfc_avg=%.17g\npfc_scale=%.17g\nexpavg_credit=%.17g\nexpavg_time=%.17g\n"
+               "beta=%d\n", (unsigned long)av.appid, av.version_num,
+               (unsigned long)av.platformid, av.plan_class, av.pfc.n, av.pfc.avg,
+               av.pfc_scale, av.expavg_credit, av.expavg_time, (int)av.beta);
+    } else if (table == "host") {
+        DB_HOST h;
+        if ((retval = h.lookup_id(id))) die("lookup", retval);
+        printf("userid=%lu\ntotal_credit=%.17g\nexpavg_credit=%.17g\nexpavg_time=%.17g\n"
+               "p_fpops=%.17g\navg_turnaround=%.17g\nmax_results_day=%d\nerror_rate=%.17g\n"
+               "product_name=%s\ngpu_active_frac=%.17g\np_ngpus=%d\np_gpu_fpops=%.17g\n",
+               (unsigned long)h.userid, h.total_credit, h.expavg_credit, h.expavg_time,
+               h.p_fpops, h.avg_turnaround, h._max_results_day, h._error_rate,
+               h.product_name, h.gpu_active_frac, h.p_ngpus, h.p_gpu_fpops);
+    } else if (table == "user") {
+        DB_USER u;
+        if ((retval = u.lookup_id(id))) die("lookup", retval);
+        printf("email_addr=%s\nteamid=%lu\ntotal_credit=%.17g\nexpavg_credit=%.17g\n"
+               "expavg_time=%.17g\ndonated=%d\nlogin_token=%s\nlogin_token_time=%.17g\n"
+               "previous_email_addr=%s\nemail_addr_change_time=%.17g\n", u.email_addr,
+               (unsigned long)u.teamid, u.total_credit, u.expavg_credit, u.expavg_time,
+               u.donated, u.login_token, u.login_token_time, u.previous_email_addr,
+               u.email_addr_change_time);
+    } else if (table == "team") {
+        DB_TEAM t;
+        if ((retval = t.lookup_id(id))) die("lookup", retval);
+        printf("name=%s\nuserid=%lu\nnusers=%d\ntotal_credit=%.17g\nexpavg_credit=%.17g\n"
+               "expavg_time=%.17g\nseti_id=%d\nping_user=%d\nping_time=%d\n", t.name,
+               (unsigned long)t.userid, t.nusers, t.total_credit, t.expavg_credit,
+               t.expavg_time, t.seti_id, t.ping_user, t.ping_time);
+    } else if (table == "batch") {
+        DB_BATCH b;
+        if ((retval = b.lookup_id(id))) die("lookup", retval);
+        printf("user_id=%lu\nnjobs=%d\nstate=%d\nname=%s\napp_id=%lu\nproject_state=%d\n"
+               "description=%s\nexpire_time=%.17g\n", (unsigned long)b.user_id, b.njobs,
+               b.state, b.name, (unsigned long)b.app_id, b.project_state, b.description,
+               b.expire_time);
+    } else {
+        return 64;
+    }
+    return 0;
+}
+
 int main(int argc, char** argv) {
     if (argc < 2) return 64;
     std::string mode = argv[1];
@@ -376,6 +446,7 @@ int main(int argc, char** argv) {
     if (mode == "insert_wu") return mode_insert_wu(argc, argv);
     if (mode == "insert_result") return mode_insert_result(argc, argv);
     if (mode == "create_result") return mode_create_result(argc, argv);
+    if (mode == "row") return mode_row(argc, argv);
     fprintf(stderr, "unknown mode %s\n", argv[1]);
     return 64;
 }
