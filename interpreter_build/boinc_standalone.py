@@ -198,19 +198,23 @@ def _attach_system_v_segment(shm_key: str):
 
 
 def _attach_windows_mapping(comm_obj_name: str):
+    """The client's named mapping ``shm_<comm_obj_name>`` (``Global\\`` when BOINC runs sandboxed)."""
     if not comm_obj_name:
         return None
     kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
     kernel32.OpenFileMappingW.restype = ctypes.c_void_p
     kernel32.OpenFileMappingW.argtypes = (ctypes.c_uint32, ctypes.c_int, ctypes.c_wchar_p)
-    kernel32.CloseHandle.argtypes = (ctypes.c_void_p,)
+    kernel32.MapViewOfFile.restype = ctypes.c_void_p
+    kernel32.MapViewOfFile.argtypes = (ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32,
+                                       ctypes.c_uint32, ctypes.c_size_t)
     file_map_all_access = 0xF001F
     for name in ("Global\\shm_" + comm_obj_name, "shm_" + comm_obj_name):
         handle = kernel32.OpenFileMappingW(file_map_all_access, 0, name)
-        if handle:
-            kernel32.CloseHandle(handle)
-            # mmap opens the existing mapping of that name (it only checked above that it exists).
-            return _Channels(mmap.mmap(-1, SHARED_MEM_SIZE, tagname=name))
+        if not handle:
+            continue
+        address = kernel32.MapViewOfFile(handle, file_map_all_access, 0, 0, SHARED_MEM_SIZE)
+        if address:  # the handle stays open for the life of the task, as the view needs it
+            return _Channels(memoryview((ctypes.c_ubyte * SHARED_MEM_SIZE).from_address(address)).cast("B"))
     return None
 
 
