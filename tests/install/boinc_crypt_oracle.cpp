@@ -5,7 +5,8 @@
 //   genkey PRIVATE PUBLIC          keys made the way crypt_prog -genkey makes them
 //   print-private KEYFILE          scan_key_hex + print_key_hex (BOINC re-prints our key)
 //   print-public KEYFILE
-//   sign FILE PRIVATE              sign_file + sprint_hex_data (= sign_executable)
+//   sign FILE PRIVATE              sign_file + print_hex_data / sprint_hex_data (both,
+//                                  checked equal: sign_executable uses one or the other)
 //   check2 FILE SIGFILE PUBLIC     md5_file + check_file_signature2 (what the client runs)
 //   check FILE SIGFILE PUBLIC      md5_file + check_file_signature (binary key and signature)
 //   xmldoc XMLFILE PUBLIC DIR      parse an app_version xml_doc with XML_PARSER, print its
@@ -72,9 +73,20 @@ static int sign(const char* path, const char* priv_path) {
     sig.len = sizeof(sig_buf);
     int rc = sign_file(path, priv, sig);
     if (rc) { fprintf(stderr, "sign_file = %d\n", rc); return 3; }
+    // sign_executable has printed with print_hex_data and, in later releases,
+    // sprint_hex_data: both must give the same text
+    FILE* tmp = tmpfile();
+    print_hex_data(tmp, sig);
+    rewind(tmp);
+    std::string printed;
+    char chunk[512];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, tmp)) > 0) printed.append(chunk, n);
+    fclose(tmp);
     char text[SIGNATURE_SIZE_TEXT];
     sprint_hex_data(text, sig);
-    fputs(text, stdout);
+    if (printed != text) { fprintf(stderr, "print_hex_data != sprint_hex_data\n"); return 5; }
+    fputs(printed.c_str(), stdout);
     return 0;
 }
 
