@@ -21,7 +21,6 @@ redundancy or file deletion.
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from typing import Iterable, Optional, Sequence

@@ -4,7 +4,6 @@ kills the daemon, never reads outside upload_dir, never resolves XML entities.""
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 

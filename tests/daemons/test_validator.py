@@ -295,8 +295,6 @@ def test_bug_in_project_code_exits_without_touching_results(world, caplog):
 
 
 def test_debug_level_4_prints_sql(world, caplog):
-    import logging
-
     run_to_validation(world.project, world.app_id, world.hosts[:1], [[b"a"]], "wu",
                       min_quorum=1, app_version_id=world.av_id)
     caplog.set_level(1, logger="boinc_pymw")
