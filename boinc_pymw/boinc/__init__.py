@@ -11,6 +11,7 @@ Start from :class:`Project`::
 """
 
 from .config import ConfigError, Daemon, ProjectConfig, Task
+from .create_work import BatchResult, CreateWorkError, Job
 from .db import Database, DatabaseError
 from .hierarchy import dir_hier_path, dir_hier_url
 from .project import Project, find_project_dir

@@ -69,6 +69,12 @@ class Project:
         if self._db is not None:
             self._db.close()
 
+    def __enter__(self) -> "Project":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     # -- directories and file locations ---------------------------------------------------
     @property
     def download_dir(self) -> str:
