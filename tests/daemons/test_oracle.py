@@ -12,7 +12,7 @@ from boinc_pymw.boinc.credit import AppVersionStats, HAV_FIELDS, assign_credit_s
 from boinc_pymw.boinc.simulate import add_app_version, bulk_ready_workunits, run_to_validation
 from boinc_pymw.daemons.bitwise_validator import BitwiseValidator
 
-oracle_build = pytest.importorskip("oracle.build")
+from oracle import build as oracle_build  # tests/oracle: the shared C++ oracle builder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
