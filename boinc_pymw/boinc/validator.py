@@ -202,7 +202,12 @@ class Validator(Daemon):
 
     # -- the project's hooks --------------------------------------------------------------
     def init_result(self, result: dict) -> Any:
-        """Parse ``result``'s outputs; raise :class:`Invalid` or :class:`TransientError`."""
+        """Parse ``result``'s outputs; raise :class:`Invalid` or :class:`TransientError`.
+
+        ValueError, UnicodeError, KeyError, IndexError and TypeError escaping from
+        here are taken as "this volunteer's output is malformed" (result invalid);
+        any other exception is a bug: it is logged and the daemon exits.
+        """
         raise NotImplementedError("a Validator subclass must define init_result()")
 
     def compare(self, data1: Any, data2: Any) -> bool:
@@ -343,9 +348,6 @@ class Validator(Daemon):
     def handle_wu(self, wu: dict, results: list[dict]) -> None:
         """Validate one workunit (validator.cpp handle_wu), writing in one transaction."""
         wu = dict(wu)
-        for r in results:
-            r["_orig"] = {k: r[k] for k in ("validate_state", "outcome", "granted_credit",
-                                             "server_state")}
         if wu["canonical_resultid"]:
             log.info("[WU#%s %s] Already has canonical result %s", wu["id"], wu["name"],
                      wu["canonical_resultid"])
