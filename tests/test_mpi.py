@@ -261,6 +261,14 @@ def test_options_are_listed_without_mpi4py_installed(tmp_path):
     assert second.startswith("BoincPymwError the MPI back end needs mpi4py")
 
 
+def test_mpi_entry_point_with_a_missing_script_ends_the_whole_job(tmp_path):
+    proc = subprocess.run([MPIEXEC, "-n", "3", sys.executable, "-m", "boinc_pymw.backends.mpi",
+                           str(tmp_path / "missing.py")], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode == 2
+    assert "no such script" in proc.stderr
+
+
 def test_mpi_entry_point_without_script_prints_usage():
     proc = subprocess.run([sys.executable, "-m", "boinc_pymw.backends.mpi"], capture_output=True,
                           text=True, timeout=60, env=dict(os.environ, PYTHONPATH=ROOT))

@@ -180,6 +180,9 @@ def main(argv=None) -> int:
         sys.argv = argv[1:]
         runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
     else:
+        if not os.path.isfile(argv[0]):
+            print(f"boinc_pymw.backends.mpi: no such script: {argv[0]}", file=sys.stderr)
+            return 2  # the worker ranks are released at exit
         sys.argv = argv
         sys.path.insert(0, os.path.dirname(os.path.abspath(argv[0])))
         runpy.run_path(argv[0], run_name="__main__")
