@@ -129,7 +129,7 @@ class CondorBackend(Backend):
         htcondor = self._htcondor
         try:
             if name:
-                ad = htcondor.Collector().locate(htcondor.DaemonType.Schedd, name)
+                ad = htcondor.Collector().locate(htcondor.DaemonTypes.Schedd, name)
                 return htcondor.Schedd(ad)
             return htcondor.Schedd()
         except Exception as exc:  # the bindings raise their own HTCondorException
