@@ -7,6 +7,8 @@ rejects, so every run here captures stdout and stderr through pipes.
 from __future__ import annotations
 
 import json
+import os
+import time
 import shutil
 import subprocess
 import zipfile
@@ -172,3 +174,43 @@ def test_boinc_module_speaks_the_shared_memory_protocol_under_wine(windows_runti
     assert paused == still  # no progress while suspended
     assert seen["resumed"] > paused
     assert seen["exit_status"] == 0, seen["stderr"]
+
+
+def test_killed_task_resumes_from_its_checkpoint_under_wine(boinc_slot, windows_launcher, windows_runtime,
+                                                           wine_env):
+    """kill -9 of the launcher takes the interpreter with it (job object); the restart resumes."""
+    archive, _ = windows_runtime
+    exe = _install(boinc_slot, windows_launcher, archive)
+    boinc_slot.add("input.json", "wu_4_input", json.dumps(
+        {"function": "wine_tasks:count_with_checkpoints", "args": [40, 0.1], "kwargs": {}}).encode())
+    output = boinc_slot.link("output.json", "wu_4_r0_output")
+    boinc_slot.write_init_data(wu_name="wu_4", checkpoint_period="0.200000")
+    checkpoint_file = boinc_slot.slot_dir / "pymw_checkpoint.json"
+    command = [wine_env["WINE"], os.path.relpath(exe, boinc_slot.slot_dir)]
+
+    first = subprocess.Popen(command, cwd=boinc_slot.slot_dir, env=wine_env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while _checkpointed_count(checkpoint_file) < 5:
+        assert first.poll() is None and time.monotonic() < deadline, _stderr_txt(boinc_slot)
+        time.sleep(0.1)
+    first.kill()
+    first.communicate()
+    # The interpreter must be gone too: the checkpoint stops changing.
+    last = _checkpointed_count(checkpoint_file)
+    time.sleep(1.5)
+    assert _checkpointed_count(checkpoint_file) == last < 40
+    assert not output.exists()
+
+    done = run_launcher(exe, boinc_slot, env=wine_env, runner=_wine(wine_env))
+
+    assert done.returncode == 0, _stderr_txt(boinc_slot)
+    answer = json.loads(output.read_text())
+    assert answer == {"ok": True, "value": {"count": 40, "resumed_at": last}}
+
+
+def _checkpointed_count(path) -> int:
+    try:
+        return json.loads(path.read_text())["state"][0]
+    except (OSError, ValueError, KeyError):
+        return 0
