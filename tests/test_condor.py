@@ -309,6 +309,9 @@ def test_backend_without_a_pool_says_so_clearly(tmp_path):
 
     with pytest.raises(BoincPymwError, match="cannot reach the local schedd of an HTCondor pool"):
         Master("condor", directory=str(tmp_path))
+    with pytest.raises(BoincPymwError, match="cannot reach schedd 'submit.example.org'"):
+        Master("condor", schedd="submit.example.org", directory=str(tmp_path))
+    assert list(tmp_path.iterdir()) == []  # nothing written before a schedd was found
 
 
 def test_options_are_listed_without_the_bindings_installed():
