@@ -258,14 +258,16 @@ def test_task_timeout_kills_and_replaces_the_worker():
 def test_cancel_works_for_queued_tasks(tmp_path):
     gate = tmp_path / "gate"
     with Master("multicore", workers=1) as m:
-        blocker = m.submit(wait_for_file, str(gate))
-        wait_until(blocker.running)
-        marks = [tmp_path / f"ran-{i}" for i in range(20)]
-        futures = [m.submit(touch, str(p)) for p in marks]
-        cancelled = [f.cancel() for f in futures]
-        assert cancelled[-1], "the last queued task must be cancellable"
-        assert not blocker.cancel()  # already handed to the worker
-        touch(str(gate))
+        try:
+            blocker = m.submit(wait_for_file, str(gate))
+            wait_until(blocker.running)
+            marks = [tmp_path / f"ran-{i}" for i in range(20)]
+            futures = [m.submit(touch, str(p)) for p in marks]
+            cancelled = [f.cancel() for f in futures]
+            assert cancelled[-1], "the last queued task must be cancellable"
+            assert not blocker.cancel()  # already handed to the worker
+        finally:
+            touch(str(gate))
         assert blocker.result(HANG_GUARD) == str(gate)
         for future, was_cancelled, mark in zip(futures, cancelled, marks):
             if was_cancelled:
@@ -302,11 +304,13 @@ def test_shutdown_cancel_futures_drops_queued_tasks(tmp_path):
     before = child_pids()
     gate = tmp_path / "gate"
     m = Master("multicore", workers=1)
-    blocker = m.submit(wait_for_file, str(gate))
-    wait_until(blocker.running)
-    queued = [m.submit(square, i) for i in range(50)]
-    m.shutdown(wait=False, cancel_futures=True)
-    touch(str(gate))
+    try:
+        blocker = m.submit(wait_for_file, str(gate))
+        wait_until(blocker.running)
+        queued = [m.submit(square, i) for i in range(50)]
+        m.shutdown(wait=False, cancel_futures=True)
+    finally:
+        touch(str(gate))
     m.shutdown(wait=True)
     assert blocker.result(HANG_GUARD) == str(gate)
     assert queued[-1].cancelled()

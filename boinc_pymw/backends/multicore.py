@@ -331,6 +331,7 @@ class MulticoreBackend(Backend):
         ready = [w for w in self._workers if w.outbox is None and len(w.in_flight) <= low_water]
         if not ready:
             return
+        ready.sort(key=lambda w: len(w.in_flight))  # idle workers first
         for w in ready:
             queued = len(self._pending) + len(self._retry)
             if not queued:
