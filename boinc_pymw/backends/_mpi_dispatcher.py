@@ -4,7 +4,8 @@
                                                           |
       dispatcher thread:  batch --cloudpickle--> Isend(TASKS) to a worker
                           Iprobe/Recv(RESULTS) --> item.future.set_result/_exception
-                          Iprobe/Recv(HEARTBEAT) --> worker.last_seen
+                          Iprobe/Recv(HEARTBEAT) --> worker.last_seen (the first
+                              one, sent as a worker starts serving, lets it get work)
                           no message from a worker for heartbeat_timeout s
                               --> WorkerLost on its items; it gets no more work
 
@@ -30,6 +31,7 @@ MIN_QUEUE, MAX_QUEUE = 2, 512
 BATCH_BYTES = 4 << 20      # a TASKS message stays about this size at most
 QUEUE_BYTES = 16 << 20     # and a worker's queue about this size
 CHECK_EVERY = 0.25         # seconds between heartbeat checks
+STARTUP_GRACE = 300.0      # extra seconds a rank may take to start serving
 
 
 class RemoteWorker:
@@ -40,6 +42,7 @@ class RemoteWorker:
         self.inflight: dict = {}
         self.last_seen = time.monotonic()
         self.alive = True
+        self.heard = False  # gets work only once it has said it serves
 
 
 class Dispatcher:
@@ -155,6 +158,7 @@ class Dispatcher:
 
     def _handle(self, worker: RemoteWorker, tag: int, frames: list) -> None:
         worker.last_seen = time.monotonic()
+        worker.heard = True
         if tag == wire.RESULTS:
             try:
                 records, busy = wire.decode(frames)
@@ -196,7 +200,7 @@ class Dispatcher:
         return max(MIN_QUEUE, min(MAX_QUEUE, target))
 
     def _dispatch(self) -> bool:
-        live = self.live_workers()
+        live = [w for w in self.live_workers() if w.heard]
         target = self._queue_target()
         by_bytes = MAX_QUEUE if self._bytes_per_item <= 0 else \
             max(1, int(BATCH_BYTES // self._bytes_per_item))
@@ -243,9 +247,16 @@ class Dispatcher:
 
     def _check_heartbeats(self, now: float) -> None:
         for worker in self.workers:
-            if worker.alive and now - worker.last_seen > self.heartbeat_timeout:
+            if not worker.alive:
+                continue
+            if worker.heard and now - worker.last_seen > self.heartbeat_timeout:
                 self._lose(worker, f"MPI worker {worker.label} sent nothing (not even a heartbeat) "
                                    f"for {self.heartbeat_timeout:g} s; it probably died")
+            elif not worker.heard and now - worker.last_seen > STARTUP_GRACE + self.heartbeat_timeout:
+                # With plain mpiexec a rank serves only once its copy of the
+                # script reaches Master(); it holds no work until then.
+                self._lose(worker, f"MPI worker {worker.label} never started serving "
+                                   f"(waited {STARTUP_GRACE + self.heartbeat_timeout:g} s)")
 
     def _lose(self, worker: RemoteWorker, why: str) -> None:
         if not worker.alive:

@@ -36,8 +36,10 @@ class _Heartbeat(threading.Thread):
 
     def run(self):
         empty = bytearray()
-        while not self.stopped.wait(self.interval):
+        while True:  # the first one at once: it tells the master this rank serves
             self.comm.Send([empty, self.MPI.BYTE], dest=self.master, tag=wire.HEARTBEAT)
+            if self.stopped.wait(self.interval):
+                return
 
     def stop(self):
         self.stopped.set()
