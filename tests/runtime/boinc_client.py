@@ -15,6 +15,7 @@ client_state.xml it rewrites.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import time
@@ -124,3 +125,24 @@ def result_record(root: Path, result_name: str) -> dict:
         if result.findtext("name") == result_name:
             return {child.tag: (child.text or "").strip() for child in result}
     raise KeyError(result_name)
+
+
+def write_global_prefs_override(root: Path, checkpoint_seconds: float) -> None:
+    """Volunteer preference "checkpoint at most every N seconds" (init_data's checkpoint_period)."""
+    (root / "global_prefs_override.xml").write_text(
+        f"<global_preferences><disk_interval>{checkpoint_seconds}</disk_interval>"
+        "</global_preferences>\n")
+
+
+def processes_in(directory: Path) -> list[int]:
+    """Pids of processes whose working directory is `directory` (the app in a slot)."""
+    target = directory.resolve()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if Path(os.readlink(entry / "cwd")) == target:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids

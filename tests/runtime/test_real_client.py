@@ -13,11 +13,13 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from .boinc_client import PROJECT_DIR, AppFile, client_command, result_record, write_client_dir
+from .boinc_client import (PROJECT_DIR, AppFile, client_command, processes_in, result_record,
+                           write_client_dir, write_global_prefs_override)
 from .conftest import write_job
 
 pytestmark = pytest.mark.skipif(shutil.which("boinc") is None,
@@ -27,7 +29,7 @@ RESULT_COMPUTE_ERROR = 3
 CLIENT_TIMEOUT = 180
 
 
-def _run_client(tmp_path: Path, runtime, launcher, app_code, function: str, *args):
+def _client_dir(tmp_path: Path, runtime, launcher, app_code, function: str, *args) -> Path:
     root = tmp_path / "boinc"
     root.mkdir()
     job = write_job(tmp_path / "job.json", function, *args)
@@ -39,14 +41,28 @@ def _run_client(tmp_path: Path, runtime, launcher, app_code, function: str, *arg
     ]
     write_client_dir(root, app_files, {"input.json": ("pymw_wu_1_input", job)},
                      {"output.json": "pymw_wu_1_0_output"})
-    proc = subprocess.Popen(client_command(root), cwd=root, stdout=subprocess.PIPE,
+    return root
+
+
+def _start_client(root: Path) -> subprocess.Popen:
+    return subprocess.Popen(client_command(root), cwd=root, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _finish_client(proc: subprocess.Popen, timeout: float = CLIENT_TIMEOUT) -> str:
     try:
-        log, _ = proc.communicate(timeout=CLIENT_TIMEOUT)
+        log, _ = proc.communicate(timeout=timeout)
     finally:
-        if proc.poll() is None:  # never leave a client behind
+        if proc.poll() is None:  # never leave a client (or its app) behind
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
+    return log
+
+
+def _run_client(tmp_path: Path, runtime, launcher, app_code, function: str, *args):
+    root = _client_dir(tmp_path, runtime, launcher, app_code, function, *args)
+    proc = _start_client(root)
+    log = _finish_client(proc)
     return root, proc.returncode, log
 
 
@@ -84,3 +100,48 @@ def test_real_client_gets_runtime_failures_in_stderr(tmp_path, linux_runtime, li
     assert "boinc_pymw.worker: error: the task's result is not JSON data" in stderr, stderr
     assert "called boinc_finish(1)" in stderr, stderr
     assert not (root / "projects" / PROJECT_DIR / "pymw_wu_1_0_output").exists()
+
+
+def _checkpoint_step(slot: Path) -> int:
+    try:
+        return json.loads((slot / "pymw_checkpoint.json").read_text())["state"]["i"]
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def test_real_client_kill_9_resumes_from_checkpoint(tmp_path, linux_runtime, linux_launcher,
+                                                    app_code_zip):
+    """kill -9 of the running app: the client restarts it (now or on its next
+    start) and the job resumes from the checkpoint BOINC allowed it to write."""
+    n, step = 16, 0.25
+    root = _client_dir(tmp_path, linux_runtime, linux_launcher, app_code_zip,
+                       "pymw_runtime_tasks:sum_of_squares", n, step)
+    write_global_prefs_override(root, checkpoint_seconds=1)
+    slot = root / "slots" / "0"
+    output = root / "projects" / PROJECT_DIR / "pymw_wu_1_0_output"
+
+    client = _start_client(root)
+    try:
+        deadline = time.monotonic() + CLIENT_TIMEOUT
+        while _checkpoint_step(slot) < 4 and client.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _checkpoint_step(slot) >= 4, "no checkpoint was written in time"
+        apps = processes_in(slot)
+        assert len(apps) == 1, apps
+        os.kill(apps[0], signal.SIGKILL)
+        logs = [_finish_client(client)]
+        if not output.exists():  # this client version exits after the kill: start it again
+            client = _start_client(root)
+            logs.append(_finish_client(client))
+    finally:
+        if client.poll() is None:
+            os.killpg(client.pid, signal.SIGKILL)
+            client.communicate()
+
+    log = "\n".join(logs)
+    result = result_record(root, "pymw_wu_1_0")
+    assert result["exit_status"] == "0", (result, log)
+    episodes = [int(x) for x in (slot / "episodes.log").read_text().split()]
+    assert len(episodes) == 2 and episodes[0] == 0 and episodes[1] >= 4, (episodes, log)
+    assert json.loads(output.read_text()) == {
+        "ok": True, "value": {"n": n, "total": sum(i * i for i in range(n))}}
