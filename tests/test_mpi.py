@@ -147,8 +147,8 @@ def test_plain_mpiexec_script_turns_other_ranks_into_workers(tmp_path):
 
         if __name__ == "__main__":
             if rank() == 2:
-                time.sleep(3)  # slow to reach Master(): not a lost rank, it just gets work later
-            with Master("mpi", heartbeat_timeout=1) as master:
+                time.sleep(4)  # slow to reach Master(): not a lost rank, it just gets work later
+            with Master("mpi", heartbeat_timeout=2.5) as master:
                 total = sum(master.map(abs, range(-100, 100)))
                 while len(master.get_status()["lost_workers"]) == 0:
                     ranks = sorted(set(master.map(lambda _: rank(), range(100), chunksize=1)))
@@ -185,12 +185,12 @@ def test_a_dead_rank_fails_its_tasks_with_worker_lost_and_the_rest_finish(tmp_pa
             report(done=len(done), lost=lost, messages=sorted(messages), later=later,
                    workers=status["workers"], lost_workers=len(status["lost_workers"]))
         """, mpiexec_options=("-disable-auto-cleanup",),
-        args=("-i", "mpi", "--mpi-heartbeat-timeout", "2"))
+        args=("-i", "mpi", "--mpi-heartbeat-timeout", "3"))
     # mpiexec reports the dead rank's exit status; the master itself finished.
     assert proc.returncode == 9, proc.stderr
     (out,) = reports
     assert out["lost"] >= 1 and out["done"] + out["lost"] == 40
-    assert out["messages"] == ["MPI worker rank 2 sent nothing (not even a heartbeat) for 2 s"]
+    assert out["messages"] == ["MPI worker rank 2 sent nothing (not even a heartbeat) for 3 s"]
     assert out["later"] == list(range(20))
     assert out["workers"] == 1 and out["lost_workers"] == 1
 
@@ -258,13 +258,19 @@ def test_options_are_listed_without_mpi4py_installed(tmp_path):
             MPIBackend(workers=1)
         except Exception as exc:
             print(type(exc).__name__, exc)
+        try:
+            MPIBackend(workers=1, heartbeat_timeout=1)
+        except Exception as exc:
+            print(type(exc).__name__, exc)
         """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, env=dict(os.environ, PYTHONPATH=ROOT))
     assert proc.returncode == 0, proc.stderr
-    first, second = proc.stdout.splitlines()[:2]
+    first, second, third = proc.stdout.splitlines()[:3]
     assert first == "{'heartbeat_timeout': 5.0}"
     assert second.startswith("BoincPymwError the MPI back end needs mpi4py")
+    assert third == ("ValueError heartbeat_timeout must be at least 2 s "
+                     "(workers send a heartbeat every 1 s)")
 
 
 def test_mpi_entry_point_with_a_missing_script_ends_the_whole_job(tmp_path):

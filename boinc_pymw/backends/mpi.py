@@ -42,8 +42,11 @@ class MPIBackend(Backend):
                  heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT, **options: Any):
         from . import _mpi_runtime as runtime
 
-        if heartbeat_timeout is None or heartbeat_timeout <= 0:
-            raise ValueError("heartbeat_timeout must be a positive number of seconds")
+        from ._mpi_protocol import HEARTBEAT_INTERVAL
+
+        if heartbeat_timeout is None or heartbeat_timeout < 2 * HEARTBEAT_INTERVAL:
+            raise ValueError(f"heartbeat_timeout must be at least {2 * HEARTBEAT_INTERVAL:g} s "
+                             f"(workers send a heartbeat every {HEARTBEAT_INTERVAL:g} s)")
         MPI = runtime.import_mpi()
         world = MPI.COMM_WORLD
         if world.Get_size() > 1:
