@@ -104,3 +104,13 @@ def test_worker_never_imports_from_the_workunit(tmp_path):
     proc = _worker(tmp_path)
     assert proc.returncode != 0
     assert "cannot import task function evil:f" in proc.stderr
+
+
+def test_worker_bad_checkpoint_setting_is_a_runtime_failure(tmp_path):
+    write_job(tmp_path / "input.json", "pymw_runtime_tasks:add", 1, 2)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["BOINC_PYMW_CHECKPOINT_INTERVAL"] = "often"
+    proc = subprocess.run([sys.executable, "-m", "boinc_pymw.worker", "--code", str(HERE / "app_code")],
+                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 1
+    assert "boinc_pymw.worker: error: BOINC_PYMW_CHECKPOINT_INTERVAL must be a number" in proc.stderr
