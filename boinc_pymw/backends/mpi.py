@@ -41,7 +41,6 @@ class MPIBackend(Backend):
     def __init__(self, workers: Optional[int] = None, *,
                  heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT, **options: Any):
         from . import _mpi_runtime as runtime
-
         from ._mpi_protocol import HEARTBEAT_INTERVAL
 
         if heartbeat_timeout is None or heartbeat_timeout < 2 * HEARTBEAT_INTERVAL:
