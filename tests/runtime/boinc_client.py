@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -100,6 +101,7 @@ def write_client_dir(root: Path, app_files: list[AppFile], inputs: dict, outputs
     (root / f"account_{PROJECT_DIR}.xml").write_text(
         f"<account><master_url>{MASTER_URL}</master_url>"
         "<authenticator>pymw_test_authenticator</authenticator></account>\n")
+    write_global_prefs_override(root)
     (root / "cc_config.xml").write_text(
         "<cc_config><options><unsigned_apps_ok>1</unsigned_apps_ok>"
         "<skip_cpu_benchmarks>1</skip_cpu_benchmarks><no_gpus>1</no_gpus>"
@@ -113,9 +115,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def client_command(root: Path) -> list[str]:
+def client_command(root: Path, gui_rpc_port: int | None = None) -> list[str]:
     return [shutil.which("boinc") or "/usr/bin/boinc", "--dir", str(root), "--exit_after_finish",
-            "--no_info_fetch", "--gui_rpc_port", str(free_port())]
+            "--no_info_fetch", "--gui_rpc_port", str(gui_rpc_port or free_port())]
+
+
+def boinccmd(root: Path, gui_rpc_port: int, *args: str) -> subprocess.CompletedProcess:
+    """Talk to the running client over GUI RPC, as the BOINC Manager would."""
+    password = (root / "gui_rpc_auth.cfg").read_text().strip()
+    return subprocess.run([shutil.which("boinccmd") or "/usr/bin/boinccmd", "--host",
+                           f"127.0.0.1:{gui_rpc_port}", "--passwd", password, *args],
+                          capture_output=True, text=True, timeout=30)
 
 
 def result_record(root: Path, result_name: str) -> dict:
@@ -127,10 +137,12 @@ def result_record(root: Path, result_name: str) -> dict:
     raise KeyError(result_name)
 
 
-def write_global_prefs_override(root: Path, checkpoint_seconds: float) -> None:
-    """Volunteer preference "checkpoint at most every N seconds" (init_data's checkpoint_period)."""
+def write_global_prefs_override(root: Path, checkpoint_seconds: float = 60) -> None:
+    """Volunteer preferences: "checkpoint at most every N seconds" (init_data's
+    checkpoint_period), and never suspend because other processes keep the CPU busy."""
     (root / "global_prefs_override.xml").write_text(
         f"<global_preferences><disk_interval>{checkpoint_seconds}</disk_interval>"
+        "<suspend_cpu_usage>0</suspend_cpu_usage><run_if_user_active>1</run_if_user_active>"
         "</global_preferences>\n")
 
 

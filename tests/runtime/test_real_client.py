@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from .boinc_client import (PROJECT_DIR, AppFile, client_command, processes_in, result_record,
-                           write_client_dir, write_global_prefs_override)
+from .boinc_client import (MASTER_URL, PROJECT_DIR, AppFile, boinccmd, client_command, free_port,
+                           processes_in, result_record, write_client_dir,
+                           write_global_prefs_override)
 from .conftest import write_job
 
 pytestmark = pytest.mark.skipif(shutil.which("boinc") is None,
@@ -44,8 +45,8 @@ def _client_dir(tmp_path: Path, runtime, launcher, app_code, function: str, *arg
     return root
 
 
-def _start_client(root: Path) -> subprocess.Popen:
-    return subprocess.Popen(client_command(root), cwd=root, stdout=subprocess.PIPE,
+def _start_client(root: Path, gui_rpc_port: int | None = None) -> subprocess.Popen:
+    return subprocess.Popen(client_command(root, gui_rpc_port), cwd=root, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
@@ -145,3 +146,54 @@ def test_real_client_kill_9_resumes_from_checkpoint(tmp_path, linux_runtime, lin
     assert len(episodes) == 2 and episodes[0] == 0 and episodes[1] >= 4, (episodes, log)
     assert json.loads(output.read_text()) == {
         "ok": True, "value": {"n": n, "total": sum(i * i for i in range(n))}}
+
+
+def _step_when_settled(slot: Path, quiet: float, limit: float) -> int:
+    """The checkpoint step once it has not moved for `quiet` seconds (or after `limit`)."""
+    step, since, end = _checkpoint_step(slot), time.monotonic(), time.monotonic() + limit
+    while time.monotonic() < end:
+        time.sleep(0.1)
+        now = _checkpoint_step(slot)
+        if now != step:
+            step, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
+    return step
+
+
+def test_real_client_suspends_and_resumes_the_python_task(tmp_path, linux_runtime,
+                                                          linux_launcher, app_code_zip):
+    """Suspend from the client (as the Manager does) stops the Python job in
+    BOINC's SIGALRM handler; resume lets it finish in the same process."""
+    n, step = 24, 0.25
+    root = _client_dir(tmp_path, linux_runtime, linux_launcher, app_code_zip,
+                       "pymw_runtime_tasks:sum_of_squares", n, step)
+    write_global_prefs_override(root, checkpoint_seconds=1)
+    slot = root / "slots" / "0"
+    port = free_port()
+    client = _start_client(root, port)
+    try:
+        deadline = time.monotonic() + CLIENT_TIMEOUT
+        while _checkpoint_step(slot) < 2 and client.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _checkpoint_step(slot) >= 2, "the task did not start checkpointing"
+        apps = processes_in(slot)
+        assert len(apps) == 1, apps
+        done = boinccmd(root, port, "--task", MASTER_URL, "pymw_wu_1_0", "suspend")
+        assert done.returncode == 0, done.stderr
+        held = _step_when_settled(slot, quiet=2.5, limit=30)
+        assert held < n, "the task ran to the end although suspended"
+        assert client.poll() is None, "the client exited: the task ended while suspended"
+        assert processes_in(slot) == apps  # the same process, held, not ended or restarted
+        done = boinccmd(root, port, "--task", MASTER_URL, "pymw_wu_1_0", "resume")
+        assert done.returncode == 0, done.stderr
+        log = _finish_client(client)
+    finally:
+        if client.poll() is None:
+            os.killpg(client.pid, signal.SIGKILL)
+            client.communicate()
+    assert client.returncode == 0, log
+    assert result_record(root, "pymw_wu_1_0")["exit_status"] == "0"
+    assert [int(x) for x in (slot / "episodes.log").read_text().split()] == [0]  # one episode
+    output = json.loads((root / "projects" / PROJECT_DIR / "pymw_wu_1_0_output").read_text())
+    assert output == {"ok": True, "value": {"n": n, "total": sum(i * i for i in range(n))}}
