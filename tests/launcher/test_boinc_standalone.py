@@ -12,6 +12,7 @@ import mmap
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -293,10 +294,10 @@ def json_line(text: str):
 
 @pytest.mark.skipif(shutil.which("boinc") is None, reason="Debian's boinc-client is not installed (scripts/setup.sh)")
 def test_real_client_suspends_and_resumes_the_task(slot):
-    """Debian's BOINC client (``--run_test_app``) suspends and resumes the app every ~0.3 s.
+    """Debian's BOINC client (``--run_test_app``) suspends and resumes the app every few 0.1 s.
 
-    The app's busy loop sees those pauses as gaps between iterations; an app
-    that ignored <suspend/> would see none.
+    The app's busy loop sees those pauses as gaps between iterations (about a
+    third of its 4 s); an app that ignored <suspend/> would see next to none.
     """
     app = slot / "test_app"
     app.write_text(textwrap.dedent("""\
@@ -309,7 +310,7 @@ def test_real_client_suspends_and_resumes_the_task(slot):
         gaps = []
         while time.monotonic() - start < 4:
             now = time.monotonic()
-            if now - last > 0.15:
+            if now - last > 0.05:
                 gaps.append(now - last)
             last = now
             boinc.fraction_done(min((now - start) / 4, 1.0))
@@ -319,11 +320,16 @@ def test_real_client_suspends_and_resumes_the_task(slot):
         """ % sys.executable))
     app.chmod(0o755)
 
-    done = subprocess.run([shutil.which("boinc"), "--run_test_app", "--dir", str(slot)], cwd=slot,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+    with socket.socket() as probe:  # a GUI RPC port of its own: other clients may be running
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = subprocess.run([shutil.which("boinc"), "--run_test_app", "--dir", str(slot), "--gui_rpc_port", str(port)],
+                          cwd=slot, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
 
     assert "test app finished" in done.stdout, done.stdout
     seen = json.loads((slot / "seen.json").read_text())
-    assert seen["standalone"] is False
-    assert seen["gaps"], "the task never paused although the client suspended it"
+    assert seen["standalone"] is False, done.stdout
+    paused = sum(seen["gaps"])
+    # Seen here: 1.3-2.0 s paused with suspension, at most 0.4 s without it on a loaded machine.
+    assert paused > 0.9, f"paused only {paused:.2f} s in {len(seen['gaps'])} gaps"
     assert (slot / "boinc_finish_called").read_text() == "0\n"
