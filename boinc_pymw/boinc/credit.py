@@ -109,11 +109,14 @@ def credit_to_host(host: dict, start_time: float, credit: float, now: Optional[f
 
 
 def grant_credit(db, host: dict, start_time: float, credit: float, now: Optional[float] = None,
-                 users: Optional[dict] = None, teams: Optional[dict] = None) -> None:
+                 users: Optional[dict] = None, teams: Optional[dict] = None,
+                 pending: Optional[dict] = None) -> None:
     """credit.cpp grant_credit: host in memory (caller writes it), user and team in the DB.
 
     ``users``/``teams`` map ids to rows already read (and locked) by the caller;
     they are kept up to date so a second grant in the same transaction sees the first.
+    With ``pending`` the user/team writes are collected there ({table: {(id,):
+    {"total_credit": added, "expavg_credit": .., "expavg_time": ..}}}) instead of run.
     """
     now = time.time() if now is None else now
     credit_to_host(host, start_time, credit, now)
@@ -132,8 +135,13 @@ def grant_credit(db, host: dict, start_time: float, credit: float, now: Optional
             continue
         avg, avg_time = update_average(now, start_time, credit, CREDIT_HALF_LIFE,
                                        float(row["expavg_credit"]), float(row["expavg_time"]))
-        db.execute(f"UPDATE {table} SET total_credit=total_credit+%s, expavg_credit=%s, "
-                   f"expavg_time=%s WHERE id=%s", (credit, avg, avg_time, row["id"]))
+        if pending is None:
+            db.execute(f"UPDATE {table} SET total_credit=total_credit+%s, expavg_credit=%s, "
+                       f"expavg_time=%s WHERE id=%s", (credit, avg, avg_time, row["id"]))
+        else:
+            entry = pending.setdefault(table, {}).setdefault((row["id"],), {"total_credit": 0.0})
+            entry.update(total_credit=entry["total_credit"] + credit, expavg_credit=avg,
+                         expavg_time=avg_time)
         row["expavg_credit"], row["expavg_time"] = avg, avg_time
         if "total_credit" in row:
             row["total_credit"] = float(row["total_credit"]) + credit

@@ -172,6 +172,35 @@ def is_viable(result: dict) -> bool:
             and result["validate_state"] != ValidateState.INVALID)
 
 
+def update_rows(db, table: str, key_columns: tuple, rows: list, relative=()) -> None:
+    """UPDATE many rows of ``table`` with one statement per set of changed columns.
+
+    ``rows`` are (key values, {column: new value}); columns in ``relative`` are
+    added (``c = c + x``) rather than set. Each column becomes a CASE over the
+    keys, and the WHERE clause lists exactly those keys.
+    """
+    condition = " AND ".join(f"{k}=%s" for k in key_columns)
+    groups: dict[tuple, list] = {}
+    for key, changes in rows:
+        groups.setdefault(tuple(changes), []).append((key, changes))
+    for columns, members in groups.items():
+        if len(members) == 1:
+            key, changes = members[0]
+            sets = ", ".join(f"{c}={c}+%s" if c in relative else f"{c}=%s" for c in columns)
+            db.execute(f"UPDATE {table} SET {sets} WHERE {condition}", (*changes.values(), *key))
+            continue
+        sets, params = [], []
+        for c in columns:
+            case = "CASE " + " ".join(f"WHEN {condition} THEN %s" for _ in members) + " END"
+            sets.append(f"{c}={c}+({case})" if c in relative else f"{c}={case}")
+            for key, changes in members:
+                params += [*key, changes[c]]
+        one_key = "(" + ", ".join(["%s"] * len(key_columns)) + ")"
+        db.execute(f"UPDATE {table} SET {', '.join(sets)} WHERE ({', '.join(key_columns)}) "
+                   f"IN ({', '.join([one_key] * len(members))})",
+                   (*params, *[k for key, _ in members for k in key]))
+
+
 # -- the daemon ------------------------------------------------------------------------
 _WU_COLUMNS = ("id", "name", "canonical_resultid", "canonical_credit", "min_quorum",
                "assimilate_state", "transition_time", "opaque", "batch", "target_nresults",
@@ -392,6 +421,7 @@ class Validator(Daemon):
         rows read here are the ones the credit arithmetic then updates.
         """
         self._rows = {"host": {}, "user": {}, "team": {}, "hav": {}}
+        self._pending = {}
         host_ids = sorted({r["hostid"] for r in results if r["hostid"]})
         if not host_ids:
             return
@@ -483,13 +513,16 @@ class Validator(Daemon):
                 cache[key] = row
         return [cache[k] for k in keys]
 
+    # Writes are collected per row and sent at the end of the workunit's
+    # transaction, one UPDATE per table (update_rows): same end state as BOINC's
+    # one-UPDATE-per-row, fewer round trips.
+    def _pend(self, table: str, key: tuple, changes: dict) -> None:
+        self._pending.setdefault(table, {}).setdefault(key, {}).update(changes)
+
     def _save_hav(self, hav) -> None:
         changed = {f: hav[f] for f in HAV_FIELDS if hav[f] != hav["_orig"][f]}
         if changed:
-            sets = ", ".join(f"{f}=%s" for f in changed)
-            self.db.execute(f"UPDATE host_app_version SET {sets} WHERE host_id=%s AND "
-                            f"app_version_id=%s",
-                            (*changed.values(), hav["host_id"], hav["app_version_id"]))
+            self._pend("host_app_version", (hav["host_id"], hav["app_version_id"]), changed)
             hav["_orig"].update(changed)
 
     def _host(self, result) -> Optional[dict]:
@@ -501,21 +534,29 @@ class Validator(Daemon):
     def _save_host(self, host) -> None:
         changed = {f: host[f] for f in HOST_FIELDS if host[f] != host["_orig"][f]}
         if changed:
-            sets = ", ".join(f"{f}=%s" for f in changed)
-            self.db.execute(f"UPDATE host SET {sets} WHERE id=%s", (*changed.values(), host["id"]))
+            self._pend("host", (host["id"],), changed)
             host["_orig"].update(changed)
 
     def _grant(self, host, result, credit: float) -> None:
         grant_credit(self.db, host, float(result["sent_time"]), credit,
-                     users=self._rows["user"], teams=self._rows["team"])
+                     users=self._rows["user"], teams=self._rows["team"], pending=self._pending)
 
     def _save_result(self, r) -> None:
-        self.db.execute(
-            "UPDATE result SET validate_state=%s, granted_credit=%s, server_state=%s, "
-            "outcome=%s, opaque=%s, random=%s, runtime_outlier=%s WHERE id=%s",
-            (int(r["validate_state"]), r["granted_credit"], int(r["server_state"]),
-             int(r["outcome"]), r["opaque"], r["random"], 1 if r["runtime_outlier"] else 0,
-             r["id"]))
+        """DB_VALIDATOR_ITEM_SET::update_result's columns."""
+        self._pend("result", (r["id"],), {
+            "validate_state": int(r["validate_state"]), "granted_credit": r["granted_credit"],
+            "server_state": int(r["server_state"]), "outcome": int(r["outcome"]),
+            "opaque": r["opaque"], "random": r["random"],
+            "runtime_outlier": 1 if r["runtime_outlier"] else 0})
+
+    def _flush_pending(self) -> None:
+        keys = {"host_app_version": ("host_id", "app_version_id")}
+        for table in ("result", "host", "host_app_version", "user", "team"):
+            rows = self._pending.get(table)
+            if rows:
+                update_rows(self.db, table, keys.get(table, ("id",)), list(rows.items()),
+                            relative=("total_credit",) if table in ("user", "team") else ())
+        self._pending = {}
 
     def _is_unreplicated(self, wu) -> bool:
         return wu["target_nresults"] == 1 and (self.app.get("target_nresults") or 0) > 1
@@ -653,6 +694,7 @@ class Validator(Daemon):
             wu["transition_time"] = min(wu["transition_time"], now + TRANSIENT_DELAY)
         elif transition == NEVER:
             wu["transition_time"] = INT_MAX
+        self._flush_pending()
         self.db.execute(
             "UPDATE workunit SET need_validate=0, error_mask=%s, assimilate_state=%s, "
             "transition_time=%s, target_nresults=%s, canonical_resultid=%s, canonical_credit=%s "
