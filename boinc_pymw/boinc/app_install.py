@@ -540,8 +540,8 @@ def _check_existing_version(db, plan, app_row, platform_row, app_name, version, 
     if existing != plan.xml_doc:
         raise InstallError(
             f"{app_name} {version} for {plan.platform} is already installed (app_version "
-            f"{row['id']}) with other files or signatures; BOINC app versions do not change: "
-            f"install the new files as a new version")
+            f"{row['id']}) whose xml_doc differs (other files, key or download_url); BOINC app "
+            f"versions do not change: install the new files as a new version")
     plan.existing_id = row["id"]
 
 
