@@ -279,8 +279,10 @@ class Validator(Daemon):
         parser.add_option("max_granted_credit", type=float, default=DEFAULT_MAX_GRANTED_CREDIT)
         parser.add_option("credit_from_wu", action="store_true",
                           help="grant workunit.canonical_credit (set by create_work --credit)")
-        parser.add_option("credit_from_runtime", action="store_true",
-                          help="grant credit from elapsed time x FLOPS estimate")
+        parser.add_option("credit_from_runtime", nargs="?", type=float, const=-1.0,
+                          default=None, metavar="X",
+                          help="grant credit from elapsed time x FLOPS estimate "
+                               "(older servers' optional X is accepted and ignored)")
         parser.add_option("post_assigned_credit", action="store_true",
                           help="grant the canonical result's claimed_credit")
         parser.add_option("no_credit", action="store_true", help="grant no credit")
@@ -607,14 +609,14 @@ class Validator(Daemon):
     def _credit_for(self, wu, viable, havs, canonical_id) -> float:
         o = self.options
         credit = 0.0
-        if not o.credit_from_runtime:
+        if o.credit_from_runtime is None:
             credit = assign_credit_set(wu, viable, havs, self.app, self.av_stats, self.db,
                                        o.max_granted_credit)
         if o.credit_from_wu:
             credit = float(wu["canonical_credit"])
             if credit == 0:
                 log.error("[WU#%s %s] credit not specified in WU", wu["id"], wu["name"])
-        elif o.credit_from_runtime:
+        elif o.credit_from_runtime is not None:
             credit = credit_from_runtime(wu, viable, o.max_granted_credit)
         elif o.post_assigned_credit:
             credit = next((float(r["claimed_credit"]) for r in viable if r["id"] == canonical_id), 0.0)

@@ -180,6 +180,7 @@ def test_creditnew_updates_pfc_statistics(world):
     (["--no_credit"], 0.0),
     (["--credit_from_wu"], 77.5),
     (["--credit_from_runtime"], 3600 * 1e10 * COBBLESTONE_SCALE),
+    (["-credit_from_runtime", "86400"], 3600 * 1e10 * COBBLESTONE_SCALE),
     (["--max_granted_credit", "2"], 2.0),
 ])
 def test_credit_options(world, flag, expected):
