@@ -210,9 +210,16 @@ def generate_keys(key_dir: PathLike) -> dict[str, str]:
         key = generate_private_key()
         try:
             _write_new(private, format_private_key(key), 0o600)
-            _write_new(public, format_public_key(key.public_key()), 0o644)
         except FileExistsError as exc:
             raise SigningError(f"{exc.filename} appeared while writing keys; not overwriting") from None
+        try:
+            _write_new(public, format_public_key(key.public_key()), 0o644)
+        except BaseException as exc:
+            private.unlink()   # ours, written a moment ago: leave no half pair behind
+            if isinstance(exc, FileExistsError):
+                raise SigningError(f"{exc.filename} appeared while writing keys; "
+                                   f"not overwriting") from None
+            raise
         outcome[pair] = "created"
     return outcome
 
