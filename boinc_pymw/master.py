@@ -185,7 +185,7 @@ class Master(Executor):
 
     def _auto_chunksize(self, n: int) -> int:
         workers = max(1, self._backend.workers or os.cpu_count() or 1)
-        return max(1, min(4096, math.ceil(n / (workers * 8))))
+        return max(1, min(4096, math.ceil(n / (workers * 4))))
 
     @staticmethod
     def _results_in_order(items, deadline, chunked):

@@ -60,6 +60,10 @@ def add(a, b=0, *, c=0):
     return a + b + c
 
 
+def concat(a, b):
+    return a + b
+
+
 def divide(a, b):
     return a / b
 
@@ -68,7 +72,7 @@ def echo(value):
     return value
 
 
-def reverse_bytes(data):
+def reverse_bytes(data=b""):
     return data[::-1]
 
 
@@ -241,6 +245,28 @@ def test_dead_worker_fails_only_its_task_and_is_replaced(killer, expected):
         assert len(after) == 2 and after != before
         assert all(alive(pid) for pid in after)
         assert m.submit(square, 5).result(HANG_GUARD) == 25
+
+
+def test_workers_that_cannot_start_fail_the_tasks_instead_of_looping(monkeypatch):
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    before = child_pids()
+    m = Master("multicore", workers=2)
+    future = m.submit(square, 2)
+    with pytest.raises(WorkerLost, match="die on start-up"):
+        future.result(HANG_GUARD)
+    with pytest.raises(boinc_pymw.errors.BoincPymwError, match="start-up"):
+        m.submit(square, 3)
+    m.shutdown()
+    assert child_pids() - before == set()
+
+
+def test_big_bytes_travel_raw_in_args_kwargs_and_results(master):
+    big, small = os.urandom(200_000), b"tiny"
+    assert master.submit(reverse_bytes, big).result(HANG_GUARD) == big[::-1]
+    assert master.submit(reverse_bytes, data=big).result(HANG_GUARD) == big[::-1]
+    assert master.submit(echo, (big, small)).result(HANG_GUARD) == (big, small)
+    assert master.submit(concat, big, b=small).result(HANG_GUARD) == big + small
+    assert type(master.submit(echo, bytearray(big)).result(HANG_GUARD)) is bytearray
 
 
 def test_task_timeout_kills_and_replaces_the_worker():

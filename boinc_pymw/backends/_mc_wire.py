@@ -1,7 +1,7 @@
 """Framing and batch codec for the multicore back end's pipes.
 
 A frame on a pipe is ``kind (1 byte) | length (8 bytes, little endian) | body``.
-A batch body carries many small records plus one opaque blob per record::
+A batch body carries many small records plus their opaque blobs::
 
     u32 header length | pickle(header) | blob 0 | blob 1 | ...
 
@@ -9,6 +9,10 @@ A batch body carries many small records plus one opaque blob per record::
 that one bad record (an argument that cannot be pickled, a result whose class
 is missing on the other side) fails only itself, and the receiver can load
 each blob from a memoryview slice without copying it first.
+
+Big ``bytes`` values (top-level task arguments and task results) skip pickle:
+they are written to the pipe straight from the sender's object (``writev``)
+and become ``bytes`` again with one copy on the other side.
 
 Everything here is trusted local data between a master and the workers it
 started itself; nothing from volunteers ever travels this way.
@@ -30,13 +34,89 @@ STARTED = b"S"   # worker -> master: a task with a timeout has started
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
+#: ``bytes`` at least this big travel raw; smaller pieces are joined into one
+#: buffer before writing
+RAW_MIN = 64 * 1024
+IOV_MAX = 512
 
-def encode_batch(kind: bytes, records: list, blobs: list) -> bytes:
+
+class RawArg:
+    """Stands in, inside a pickled argument tuple, for the raw buffer ``index``."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int):
+        self.index = index
+
+    def __reduce__(self):
+        return RawArg, (self.index,)
+
+
+def split_raw(args: tuple, kwargs: dict) -> tuple[tuple, dict, list]:
+    """Take big ``bytes`` arguments out of ``args``/``kwargs`` (see RawArg)."""
+    raws: list = []
+    if any(type(a) is bytes and len(a) >= RAW_MIN for a in args):
+        new_args = []
+        for a in args:
+            if type(a) is bytes and len(a) >= RAW_MIN:
+                new_args.append(RawArg(len(raws)))
+                raws.append(a)
+            else:
+                new_args.append(a)
+        args = tuple(new_args)
+    if kwargs and any(type(v) is bytes and len(v) >= RAW_MIN for v in kwargs.values()):
+        kwargs = dict(kwargs)
+        for k, v in kwargs.items():
+            if type(v) is bytes and len(v) >= RAW_MIN:
+                kwargs[k] = RawArg(len(raws))
+                raws.append(v)
+    return args, kwargs, raws
+
+
+def join_raw(args: tuple, kwargs: dict, raws: list) -> tuple[tuple, dict]:
+    """Inverse of :func:`split_raw`; each raw buffer is copied once into bytes."""
+    args = tuple(bytes(raws[a.index]) if type(a) is RawArg else a for a in args)
+    for k, v in kwargs.items():
+        if type(v) is RawArg:
+            kwargs[k] = bytes(raws[v.index])
+    return args, kwargs
+
+
+def encode_batch(kind: bytes, records: list, blobs: list) -> list:
     """A whole frame whose body is a batch: small picklable ``records`` plus
-    raw ``blobs`` (joined once, with no intermediate copy)."""
+    raw ``blobs``, as a list of buffers for ``writev`` (small pieces joined,
+    big blobs passed through without a copy)."""
     header = pickle.dumps((records, [len(b) for b in blobs]), PROTOCOL)
     size = HEADER_LEN.size + len(header) + sum(len(b) for b in blobs)
-    return b"".join([FRAME.pack(kind, size), HEADER_LEN.pack(len(header)), header, *blobs])
+    parts = []
+    run = [FRAME.pack(kind, size), HEADER_LEN.pack(len(header)), header]
+    for blob in blobs:
+        if len(blob) >= RAW_MIN:
+            parts.append(b"".join(run))
+            parts.append(blob)
+            run = []
+        else:
+            run.append(blob)
+    if run:
+        parts.append(b"".join(run))
+    return parts
+
+
+def write_some(fd: int, parts: list) -> list:
+    """One ``writev``; returns the parts still to write (BlockingIOError if
+    a non-blocking pipe is full)."""
+    written = os.writev(fd, parts[:IOV_MAX])
+    index = 0
+    while index < len(parts):
+        size = memoryview(parts[index]).nbytes
+        if written < size:
+            break
+        written -= size
+        index += 1
+    rest = parts[index:]
+    if written:
+        rest[0] = memoryview(rest[0]).cast("B")[written:]
+    return rest
 
 
 def decode_batch(body) -> tuple[list, list]:
@@ -82,11 +162,10 @@ def read_frame(fd: int):
     return kind, body
 
 
-def write_all(fd: int, data) -> None:
-    """Blocking write of all of ``data``."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+def write_all(fd: int, parts: list) -> None:
+    """Blocking write of all of ``parts`` (a list of buffers)."""
+    while parts:
+        parts = write_some(fd, parts)
 
 
 def grow_pipe(fd: int, size: int = 1 << 20) -> None:

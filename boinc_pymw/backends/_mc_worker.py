@@ -31,6 +31,8 @@ from boinc_pymw.backends import _mc_wire as wire
 
 #: send finished outcomes at least this often while a batch runs (seconds)
 FLUSH_INTERVAL = 0.002
+#: ... or after any task that ran this long (seconds) ...
+FLUSH_AFTER_TASK = 0.0002
 #: ... or once this many result bytes wait
 FLUSH_BYTES = 1 << 20
 
@@ -105,9 +107,9 @@ class Worker:
 
     def flush(self) -> None:
         if self.records:
-            data = wire.encode_batch(wire.RESULTS, self.records, self.blobs)
+            parts = wire.encode_batch(wire.RESULTS, self.records, self.blobs)
             self.records, self.blobs, self.pending_bytes = [], [], 0
-            wire.write_all(self.result_fd, data)
+            wire.write_all(self.result_fd, parts)
 
     def setup(self, settings: dict) -> None:
         sys.path[:] = settings["sys_path"]
@@ -124,18 +126,24 @@ class Worker:
             except BaseException as exc:  # e.g. the function's module is missing here
                 functions.append((False, exc))
         last_flush = time.perf_counter()
-        for (task_id, fn_index, timed), blob in zip(tasks, blobs[fn_count:]):
+        payload = iter(blobs[fn_count:])
+        for task_id, fn_index, timed, raw_count in tasks:
+            blob = next(payload)
+            raws = [next(payload) for _ in range(raw_count)] if raw_count else None
             self.started[0] += 1
             started_wall = time.time()
             began = time.perf_counter()
             if timed:
-                wire.write_all(self.result_fd, wire.frame(
-                    wire.STARTED, pickle.dumps((task_id, time.monotonic()))))
+                wire.write_all(self.result_fd, [wire.frame(
+                    wire.STARTED, pickle.dumps((task_id, time.monotonic())))])
             try:
                 loaded, fn = functions[fn_index]
                 if not loaded:
                     raise fn
                 args, kwargs = pickle.loads(blob)
+                if raws:
+                    args, kwargs = wire.join_raw(args, kwargs, raws)
+                    raws = None
                 value = fn(*args, **kwargs)
                 ok = True
             except BaseException as exc:
@@ -144,19 +152,25 @@ class Worker:
             if self.checkpoint_file:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.checkpoint_file)
-            if ok:
+            raw = False
+            if not ok:
+                out = _error_blob(value)
+            elif type(value) is bytes and len(value) >= wire.RAW_MIN:
+                out, raw = value, True
+            else:
                 try:
                     out = _dump(value)
                 except BaseException as exc:
                     ok, out = False, _error_blob(TypeError(
                         f"the task's result ({type(value).__name__}) cannot be pickled: {exc}"))
-            else:
-                out = _error_blob(value)
             value = None
-            self.records.append((task_id, ok, started_wall, ended - began))
+            self.records.append((task_id, ok, started_wall, ended - began, raw))
             self.blobs.append(out)
             self.pending_bytes += len(out)
-            if ended - last_flush > FLUSH_INTERVAL or self.pending_bytes > FLUSH_BYTES:
+            # Flush every few ms for tiny tasks, at once after a longer one
+            # (whose result someone is likely waiting for).
+            if (ended - last_flush > FLUSH_INTERVAL or ended - began > FLUSH_AFTER_TASK
+                    or self.pending_bytes > FLUSH_BYTES):
                 self.flush()
                 last_flush = time.perf_counter()
         self.flush()

@@ -135,15 +135,19 @@ class _Worker:
             os.close(result_w)
             os.close(counter_fd)
         self.started = memoryview(self._counter_map).cast("Q")
-        wire.write_all(self.task_fd, init_frame)
+        try:
+            wire.write_all(self.task_fd, [init_frame])
+        except BrokenPipeError:
+            pass  # died at once; end of file on its result pipe reports it
         os.set_blocking(self.task_fd, False)
         os.set_blocking(self.result_fd, False)
         self.reader = wire.FrameReader(self.result_fd)
         self.in_flight: collections.deque[WorkItem] = collections.deque()
         self.received = 0          # tasks whose outcome arrived
-        self.outbox: Optional[memoryview] = None
+        self.outbox: Optional[list] = None  # buffers still to write
         self.stop_reason: Optional[str] = None  # set when the master kills it
-        self.closed = False
+        self.closed = self.input_closed = False
+        self.started_total = 0
 
     @property
     def pid(self) -> int:
@@ -156,25 +160,27 @@ class _Worker:
             except ProcessLookupError:
                 pass
 
+    def close_input(self) -> None:
+        """End of file on the task pipe: the worker exits when idle."""
+        if not self.input_closed:
+            self.input_closed = True
+            os.close(self.task_fd)
+
     def close(self) -> Optional[int]:
-        """Release the pipes and reap the process; returns its exit status."""
+        """Release pipes and counter, reap the process; returns its exit status.
+        Safe to call twice."""
         if not self.closed:
             self.closed = True
-            for fd in (self.task_fd, self.result_fd):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            self.close_input()
+            os.close(self.result_fd)
+            self.started_total = self.started[0]
+            self.started.release()
+            self._counter_map.close()
         try:
-            code = self.popen.wait(STOP_GRACE)
+            return self.popen.wait(STOP_GRACE)
         except subprocess.TimeoutExpired:
             self.kill()
-            code = self.popen.wait()
-        started = self.started
-        self.started = memoryview(bytearray(8)).cast("Q")
-        started.release()
-        self._counter_map.close()
-        return code
+            return self.popen.wait()
 
 
 class MulticoreBackend(Backend):
@@ -195,6 +201,8 @@ class MulticoreBackend(Backend):
         self._killing: Optional[str] = None
         self._armed = False
         self._failure: Optional[BaseException] = None
+        self._broken: Optional[str] = None  # workers cannot even start
+        self._failed_starts = 0
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -222,6 +230,8 @@ class MulticoreBackend(Backend):
     def submit(self, items: Sequence[WorkItem]) -> None:
         if self._closing:
             raise RuntimeError("cannot schedule new futures after shutdown")
+        if self._broken is not None:
+            raise BoincPymwError(self._broken)
         self._pending.extend(items)
         if self._armed:
             self._armed = False
@@ -304,7 +314,10 @@ class MulticoreBackend(Backend):
     def _loop(self) -> None:
         while True:
             self._armed = True
-            if self._killing is None:
+            if self._killing is not None or self._broken is not None:
+                reason = self._killing or self._broken
+                self._fail_queued(WorkerLost(f"not run: {reason}"))
+            else:
                 self._dispatch()
             busy = self._pending or self._retry or any(w.in_flight for w in self._workers)
             if self._closing and not busy:
@@ -328,7 +341,8 @@ class MulticoreBackend(Backend):
         # Top a worker up only once it has used half its room, so that tiny
         # tasks travel in big frames rather than a trickle of small ones.
         low_water = room - max(1, room // 2)
-        ready = [w for w in self._workers if w.outbox is None and len(w.in_flight) <= low_water]
+        ready = [w for w in self._workers
+                 if w.outbox is None and not w.closed and len(w.in_flight) <= low_water]
         if not ready:
             return
         ready.sort(key=lambda w: len(w.in_flight))  # idle workers first
@@ -372,25 +386,29 @@ class MulticoreBackend(Backend):
                 fn_blobs.append(blob)
                 size += len(blob)
             try:
-                blob = _dumps((item.args, item.kwargs))
+                args, kwargs, raws = wire.split_raw(item.args, item.kwargs)
+                blob = _dumps((args, kwargs))
             except Exception as exc:
                 item.set_exception(TypeError(
                     f"cannot send the arguments of {_function_name(item.fn)} to a worker: {exc}"))
                 continue
-            records.append((item.id, index, item.timeout is not None))
+            records.append((item.id, index, item.timeout is not None, len(raws)))
             arg_blobs.append(blob)
             size += len(blob)
+            if raws:
+                arg_blobs.extend(raws)
+                size += sum(len(r) for r in raws)
             worker.in_flight.append(item)
         if not records:
             return
-        data = wire.encode_batch(wire.TASKS, (len(fn_blobs), records), fn_blobs + arg_blobs)
-        worker.outbox = memoryview(data)
+        worker.outbox = wire.encode_batch(wire.TASKS, (len(fn_blobs), records),
+                                          fn_blobs + arg_blobs)
         self._send(worker)
 
     def _send(self, worker: _Worker) -> None:
         try:
             while worker.outbox:
-                worker.outbox = worker.outbox[os.write(worker.task_fd, worker.outbox):]
+                worker.outbox = wire.write_some(worker.task_fd, worker.outbox)
         except BlockingIOError:
             if not self._selector_has(worker.task_fd):
                 self._selector.register(worker.task_fd, selectors.EVENT_WRITE, worker)
@@ -426,7 +444,7 @@ class MulticoreBackend(Backend):
     def _take_results(self, worker: _Worker, body) -> None:
         records, blobs = wire.decode_batch(body)
         durations = []
-        for (task_id, ok, started_wall, duration), blob in zip(records, blobs):
+        for (task_id, ok, started_wall, duration, raw), blob in zip(records, blobs):
             item = worker.in_flight.popleft()
             worker.received += 1
             if item.id != task_id:  # pragma: no cover - would be a protocol bug
@@ -439,7 +457,7 @@ class MulticoreBackend(Backend):
             item.execution_time = duration
             if ok:
                 try:
-                    value = pickle.loads(blob)
+                    value = bytes(blob) if raw else pickle.loads(blob)
                 except Exception as exc:
                     item.set_exception(TaskError(
                         f"the result of task {item.id} cannot be unpickled in the master: {exc!r}"))
@@ -479,8 +497,8 @@ class MulticoreBackend(Backend):
         self._selector.unregister(worker.result_fd)
         if self._selector_has(worker.task_fd):
             self._selector.unregister(worker.task_fd)
-        ran = worker.started[0] - worker.received
         code = worker.close()
+        ran = worker.started_total - worker.received
         cause = worker.stop_reason or self._killing or describe_exit(code)
         who = f"worker {worker.index} (pid {worker.pid}, {describe_exit(code)})"
         for position, item in enumerate(worker.in_flight):
@@ -497,7 +515,16 @@ class MulticoreBackend(Backend):
                 self._retry.append(item)
         worker.in_flight.clear()
         worker.outbox = None
-        if self._killing is None and not (self._closing and not self._pending and not self._retry):
+        if worker.started_total == 0 and self._killing is None:
+            # Died before running anything: a broken interpreter or install.
+            self._failed_starts += 1
+            if self._failed_starts >= 3 * self.workers:
+                self._broken = (f"multicore workers die on start-up ({describe_exit(code)}, "
+                                f"{self._failed_starts} times); see their messages on stderr")
+        else:
+            self._failed_starts = 0
+        if self._killing is None and self._broken is None and \
+                not (self._closing and not self._pending and not self._retry):
             self._workers[worker.index] = self._start_worker(worker.index)
 
     def _fail_everything(self, exc: BaseException) -> None:
@@ -505,6 +532,9 @@ class MulticoreBackend(Backend):
             for item in w.in_flight:
                 item.set_exception(exc)
             w.in_flight.clear()
+        self._fail_queued(exc)
+
+    def _fail_queued(self, exc: BaseException) -> None:
         while self._retry:
             self._retry.popleft().set_exception(exc)
         while self._pending:
@@ -517,10 +547,8 @@ class MulticoreBackend(Backend):
         for w in self._workers:
             if self._killing is not None:
                 w.kill()
-            try:
-                os.close(w.task_fd)
-            except OSError:
-                pass
+            if not w.closed:
+                w.close_input()
         for w in self._workers:
             w.close()
         self._selector.close()
