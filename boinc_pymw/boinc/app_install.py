@@ -244,8 +244,8 @@ def _runtime_source(interpreter: Optional[os.PathLike], platform: str, n_platfor
     raise InstallError(f"missing interpreter for {platform}: no {RUNTIME_CONFIG_NAME} in {where}; {hint}")
 
 
-def _runtime_api_version(source: Path) -> Optional[str]:
-    """The BOINC API version recorded in the runtime's runtime.json, if any."""
+def _runtime_manifest(source: Path) -> dict:
+    """The runtime's runtime.json (platform, boinc_api, ...), or {} if it has none."""
     import json
 
     try:
@@ -254,10 +254,16 @@ def _runtime_api_version(source: Path) -> Optional[str]:
         else:
             with zipfile.ZipFile(source) as zf:
                 text = zf.read(RUNTIME_MANIFEST_NAME).decode("utf-8")
-        value = json.loads(text).get("boinc_api")
+        manifest = json.loads(text)
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return None
-    return str(value) if value else None
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _check_runtime_platform(source: Path, platform: str) -> None:
+    built_for = _runtime_manifest(source).get("platform")
+    if built_for and built_for != platform:
+        raise InstallError(f"the interpreter {source} was built for {built_for}, not {platform}")
 
 
 def _pack_runtime(source: Path, out: Path) -> Path:
@@ -435,6 +441,8 @@ def install_app(project, app_name: str, version: str, platforms: Sequence[str] =
             public_key = signing.read_public_key(public_path)
 
     runtimes = {p: _runtime_source(interpreter, p, len(platforms)) for p in platforms}
+    for platform, source in runtimes.items():
+        _check_runtime_platform(source, platform)
     launchers = dict(launchers or {})
     for platform, path in launchers.items():
         if platform not in platforms:
@@ -508,7 +516,7 @@ def _prepare_platform(project_dir, work, app_name, version, version_num, platfor
         if not f.executable:
             os.chmod(f.source, 0o644)
 
-    api = api_version or _runtime_api_version(runtime_source) or DEFAULT_API_VERSION
+    api = api_version or _runtime_manifest(runtime_source).get("boinc_api") or DEFAULT_API_VERSION
     signed = []
     for f in files:
         md5 = _md5_of(f.source)

@@ -327,6 +327,7 @@ def assert_nothing_installed(project, before):
     ("missing interpreter", "missing interpreter"),
     ("interpreter without config", "boinc_pymw_runtime.cfg"),
     ("unknown platform", "unknown platform 'sparc-sun-solaris'"),
+    ("interpreter for another platform", "built for x86_64-pc-linux-gnu, not windows_x86_64"),
     ("bad version", "expected X.Y"),
     ("missing code", "does not exist"),
 ])
@@ -344,6 +345,8 @@ def test_bad_input_is_refused_with_nothing_written(boinc_project, launchers, run
         args["interpreter"] = str(tmp_path / "empty")
     elif case == "unknown platform":
         args["platform"] = "sparc-sun-solaris"
+    elif case == "interpreter for another platform":
+        args["platform"] = WINDOWS
     elif case == "bad version":
         args["version"] = "1.2.3"
     elif case == "missing code":
@@ -351,7 +354,8 @@ def test_bad_input_is_refused_with_nothing_written(boinc_project, launchers, run
     before = snapshot(project)
     argv = ["install-app", "--project", project.path, "--app", args["app"], "--version",
             args["version"], "--interpreter", args["interpreter"], "--platform", args["platform"],
-            "--launcher", f"{LINUX}={launchers[LINUX]}"] + extra
+            "--launcher", f"{args['platform']}={launchers.get(args['platform'], launchers[LINUX])}"
+            ] + extra
     assert cli_main(argv) == 1
     err = capsys.readouterr().err
     assert "install-app: error:" in err and message in err
