@@ -486,7 +486,7 @@ def install_app(project, app_name: str, version: str, platforms: Sequence[str] =
         templates = _check_templates(project_dir, app_name, input_template, result_template)
 
         _apply(project, db, report, app_name, version, version_num, user_friendly_name,
-               app_row, platform_rows, plans, new_plans, to_stage, templates, work)
+               app_row, platform_rows, plans, new_plans, to_stage, templates)
     return report
 
 
@@ -504,7 +504,7 @@ def _prepare_platform(project_dir, work, app_name, version, version_num, platfor
 
     packed = _pack_runtime(runtime_source, work / f"runtime-{platform}.zip")
     runtime_name = f"boinc_pymw_runtime_{platform}_{_md5_of(packed)[:12]}.zip"
-    shutil.copyfile(packed, stage / runtime_name)
+    os.replace(packed, stage / runtime_name)
 
     files = [AppVersionFile(launcher_name, stage / launcher_name, main_program=True, executable=True),
              AppVersionFile(runtime_name, stage / runtime_name, logical_name=RUNTIME_ARCHIVE_NAME)]
@@ -588,7 +588,7 @@ def _check_templates(project_dir: Path, app_name: str, input_template, result_te
 
 
 def _apply(project, db, report, app_name, version, version_num, user_friendly_name, app_row,
-           platform_rows, plans, new_plans, to_stage, templates, work):
+           platform_rows, plans, new_plans, to_stage, templates):
     download_dir = Path(project.config.download_dir)
     undo = _Undo()
     temporaries: list[Path] = []
