@@ -180,3 +180,34 @@ def test_result_store_records_outputs_and_errors(world):
     db.execute("UPDATE workunit SET assimilate_state=1, batch=7 WHERE id=%s", (ok,))
     run_daemon(ResultStoreAssimilator, world.project, "--store", store)
     assert read_record(store, "batch_7", "good")["batch"] == 7
+
+
+def test_result_store_several_outputs_with_a_missing_optional_one(world):
+    from boinc_pymw.boinc.simulate import Client, Scheduler, create_workunit, result_xml_doc_in
+
+    db, project = world.db, world.project
+    wu_id = create_workunit(project, world.app_id, "multi", min_quorum=1, target_nresults=1)
+    wu = db.query_one("SELECT * FROM workunit WHERE id=%s", (wu_id,))
+    xml, _ = result_xml_doc_in("multi_0", 3, optional=[2])
+    from boinc_pymw.boinc.simulate import result_row
+
+    db.insert("result", result_row(wu, 0, xml_doc_in=xml))
+    r = Scheduler(project, world.av_id).send(wu_id, world.hosts[0])
+    Client(project, world.hosts[0]).succeed(r, [b"first", b"", None])
+    Transitioner(project).transition(wu_id)
+    run_daemon(BitwiseValidator, project)
+    # the empty second output makes the bitwise validator reject the only result
+    assert db.query_one("SELECT validate_state FROM result WHERE id=%s",
+                        (r["id"],))["validate_state"] == 2
+    # a project that accepts empty outputs validates it; the store records all three
+    class LenientBitwise(BitwiseValidator):
+        allow_empty_outputs = True
+
+    db.execute("UPDATE result SET validate_state=0, outcome=1 WHERE id=%s", (r["id"],))
+    db.execute("UPDATE workunit SET need_validate=1, target_nresults=1 WHERE id=%s", (wu_id,))
+    run_daemon(LenientBitwise, project)
+    store = project.path + "/store"
+    run_daemon(ResultStoreAssimilator, project, "--store", store)
+    rec = read_record(store, "testapp", "multi")
+    assert [(o["open_name"], o["nbytes"], o["file"]) for o in rec["outputs"]] == [
+        ("out0", 5, "multi/out0"), ("out1", 0, "multi/out1"), ("out2", 0, None)]

@@ -115,3 +115,30 @@ def test_validator_killed_9_never_grants_twice(world, tmp_path):
     assert counts(db, "SELECT count(*) n FROM result WHERE validate_state<>1") == 0
     assert counts(db, "SELECT count(*) n FROM workunit WHERE canonical_resultid=0") == 0
     assert_credit_consistent(db)
+
+
+def test_validator_and_assimilator_running_together(world, tmp_path):
+    """The pipeline as a project runs it: both daemons live, workunits flowing through."""
+    db, project = world.db, world.project
+    n = 400
+    bulk_ready_workunits(project, world.app_id, n, quorum=2, host_ids=world.hosts, prefix="p")
+    procs = [start_daemon_process(project, kind, ["--sleep_interval", "1"], tmp_path / kind)
+             for kind in ("validator", "assimilator")]
+    try:
+        deadline = time.monotonic() + 180
+        while counts(db, "SELECT count(*) n FROM workunit WHERE assimilate_state=2") < n:
+            assert time.monotonic() < deadline, "pipeline did not finish"
+            assert all(p.poll() is None for p in procs)
+            time.sleep(0.2)
+        with open(os.path.join(project.path, "stop_daemons"), "w") as f:
+            f.write("<stop/>\n")
+        assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert sorted(read_marks(tmp_path / "assimilator")) == sorted(f"p_{i}" for i in range(n))
+    assert all(len(v) == 1 for v in read_marks(tmp_path / "assimilator").values())
+    assert counts(db, "SELECT count(*) n FROM workunit WHERE need_validate<>0 OR "
+                      "canonical_resultid=0") == 0
+    assert_credit_consistent(db)

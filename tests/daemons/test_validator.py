@@ -301,3 +301,35 @@ def test_debug_level_4_prints_sql(world, caplog):
     caplog.set_level(1, logger="boinc_pymw")
     run_daemon(BitwiseValidator, world.project, "-d", "4")
     assert "SQL: UPDATE workunit SET need_validate=0" in caplog.text
+
+
+def test_update_rows_matches_one_update_per_row(world):
+    from boinc_pymw.boinc.validator import update_rows
+
+    db = world.db
+    h1, h2, h3 = world.hosts[:3]
+    for h in (h1, h2, h3):
+        db.insert("host_app_version", {"host_id": h, "app_version_id": 9, "pfc_n": 1,
+                                       "pfc_avg": 2, "et_n": 0, "et_avg": 0, "et_var": 0,
+                                       "et_q": 0, "max_jobs_per_day": 1, "n_jobs_today": 0,
+                                       "turnaround_n": 0, "turnaround_avg": 0,
+                                       "turnaround_var": 0, "turnaround_q": 0,
+                                       "consecutive_valid": 0})
+    update_rows(db, "host_app_version", ("host_id", "app_version_id"), [
+        ((h1, 9), {"pfc_n": 5.0, "consecutive_valid": 3}),
+        ((h2, 9), {"pfc_n": 6.0, "consecutive_valid": 4}),
+        ((h3, 9), {"max_jobs_per_day": 7}),
+    ])
+    rows = db.query("SELECT host_id, pfc_n, consecutive_valid, max_jobs_per_day "
+                    "FROM host_app_version ORDER BY host_id")
+    assert [(r["pfc_n"], r["consecutive_valid"], r["max_jobs_per_day"]) for r in rows] == [
+        (5.0, 3, 1), (6.0, 4, 1), (1.0, 0, 7)]
+    db.execute("UPDATE user SET total_credit=10")
+    u1, u2 = world.users[:2]
+    update_rows(db, "user", ("id",), [((u1,), {"total_credit": 1.5, "expavg_time": 5.0}),
+                                      ((u2,), {"total_credit": 2.5, "expavg_time": 6.0})],
+                relative=("total_credit",))
+    got = {r["id"]: (r["total_credit"], r["expavg_time"])
+           for r in db.query("SELECT id, total_credit, expavg_time FROM user")}
+    assert got[u1] == (11.5, 5.0) and got[u2] == (12.5, 6.0)
+    assert got[world.users[2]][0] == 10
