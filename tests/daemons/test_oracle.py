@@ -5,6 +5,7 @@ assign_credit_set computes the same credit and statistics."""
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -119,3 +120,47 @@ def test_same_credit_as_libsched(world, validator_oracle, case):
     ours_av = stats.rows[av]
     assert ours_av["pfc_samples"] == pytest.approx(their_avs[av][0])
     assert ours_av["credit_samples"] == pytest.approx(their_avs[av][1])
+
+
+def test_same_credit_bookkeeping_as_libsched(world, validator_oracle):
+    """grant_credit + compute_avg_turnaround + the host write, BOINC's and ours side by side."""
+    from boinc_pymw.boinc.credit import HOST_FIELDS, compute_avg_turnaround, grant_credit
+    from boinc_pymw.boinc.testing import add_host, add_team, add_user
+    from boinc_pymw.boinc.validator import update_rows
+
+    project, db = world.project, world.db
+    now = time.time()
+    start = now - 2 * 86400
+    pairs = []
+    for side in ("boinc", "ours"):
+        team = add_team(project, f"team {side}", total_credit=100.0, expavg_credit=50.0,
+                        expavg_time=now - 86400)
+        user = add_user(project, f"{side}@example.org", teamid=team, total_credit=40.0,
+                        expavg_credit=20.0, expavg_time=now - 3 * 86400)
+        host = add_host(project, user, total_credit=30.0, expavg_credit=10.0,
+                        expavg_time=now - 5 * 86400, avg_turnaround=5000.0)
+        pairs.append((host, user, team))
+    for credit, turnaround in ((12.5, 3600.0), (7.25, 7200.0)):
+        (bh, _, _), (oh, _, _) = pairs
+        oracle_build.run_oracle(validator_oracle, "grant", project.path, bh, start, credit,
+                                turnaround)
+        host = db.query_one("SELECT id, userid, " + ", ".join(HOST_FIELDS)
+                            + " FROM host WHERE id=%s", (oh,))
+        before = dict(host)
+        compute_avg_turnaround(host, turnaround)
+        grant_credit(db, host, start, credit)
+        update_rows(db, "host", ("id",), [((oh,), {f: host[f] for f in HOST_FIELDS
+                                                   if host[f] != before[f]})])
+    for table, index in (("host", 0), ("user", 1), ("team", 2)):
+        cols = "total_credit, expavg_credit, expavg_time" + (
+            ", avg_turnaround" if table == "host" else "")
+        theirs, ours = (db.query_one(f"SELECT {cols} FROM {table} WHERE id=%s", (p[index],))
+                        for p in pairs)
+        assert ours["total_credit"] == pytest.approx(theirs["total_credit"], rel=1e-12), table
+        # expavg depends on "now", which differs by the milliseconds between the calls
+        assert ours["expavg_credit"] == pytest.approx(theirs["expavg_credit"], rel=1e-5), table
+        assert ours["expavg_time"] == pytest.approx(theirs["expavg_time"], abs=5), table
+        if table == "host":
+            assert ours["avg_turnaround"] == pytest.approx(theirs["avg_turnaround"], rel=1e-12)
+        start_total = {"host": 30.0, "user": 40.0, "team": 100.0}[table]
+        assert theirs["total_credit"] == pytest.approx(start_total + 12.5 + 7.25)

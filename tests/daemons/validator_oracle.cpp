@@ -8,6 +8,9 @@
 //       assign_credit_set() on the WU's results (validate_state as in the DB)
 //       with hav_lookup() records; prints credit and the updated statistics.
 //       Writes nothing to the database except what hav_lookup inserts.
+//   grant PROJECT HOST_ID START_TIME CREDIT TURNAROUND
+//       what the validator does for one valid result: compute_avg_turnaround(),
+//       grant_credit() (user and team rows), DB_HOST::update_diff_validator().
 
 #include <cstdio>
 #include <cstdlib>
@@ -101,10 +104,25 @@ static int do_credit(char** argv) {
     return 0;
 }
 
+static int do_grant(char** argv) {
+    open_project(argv[0]);
+    DB_HOST host;
+    int retval = host.lookup_id(atol(argv[1]));
+    if (retval) die("host lookup", retval);
+    HOST initial = host;
+    compute_avg_turnaround(host, atof(argv[4]));
+    retval = grant_credit(host, atof(argv[2]), atof(argv[3]));
+    if (retval) die("grant_credit", retval);
+    retval = host.update_diff_validator(initial);
+    if (retval) die("update_diff_validator", retval);
+    return 0;
+}
+
 int main(int argc, char** argv) {
     if (argc < 2) { fprintf(stderr, "usage: validator_oracle MODE ...\n"); return 2; }
     if (!strcmp(argv[1], "enumerate") && argc == 9) return do_enumerate(argv + 2);
     if (!strcmp(argv[1], "credit") && argc == 6) return do_credit(argv + 2);
+    if (!strcmp(argv[1], "grant") && argc == 7) return do_grant(argv + 2);
     fprintf(stderr, "validator_oracle: bad arguments\n");
     return 2;
 }
