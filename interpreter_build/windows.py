@@ -12,6 +12,7 @@ is CPython's own embeddable distribution plus pure Python:
     boinc_pymw worker files           --> lib/boinc_pymw/
     app modules (optional)            --> app/
     python311._pth                    rewritten: python311.zip, ., lib, app
+    lib/, app/                        byte-compiled (unchecked-hash .pyc) when built by CPython 3.11
     boinc_pymw_runtime.cfg            interpreter = python.exe, -m boinc_pymw.worker
     everything                        --> OUT/windows_x86_64/ and OUT/boinc_pymw_runtime_windows_x86_64.zip
     launcher/                         --> OUT/boinc_pymw_launcher.exe (mingw-w64)
@@ -25,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pathlib
+import py_compile
 import shutil
 import struct
 import subprocess
@@ -177,6 +179,21 @@ def _write_path_file(runtime: pathlib.Path) -> None:
     )
 
 
+def _precompile(runtime: pathlib.Path, subdirs) -> None:
+    """Byte-compile lib/ and app/ when this is CPython 3.11 too (same bytecode as the runtime's 3.11.9).
+
+    Unchecked-hash .pyc files stay valid whatever the unpacked files' dates,
+    so tasks neither recompile nor write into the project directory.
+    """
+    if sys.implementation.name != "cpython" or sys.version_info[:2] != (3, 11):
+        return
+    import compileall
+
+    for subdir in subdirs:
+        compileall.compile_dir(str(runtime / subdir), quiet=1, ddir=subdir,
+                               invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+
+
 def build_windows_runtime(out_dir, *, app_modules=(), launcher: bool = True) -> pathlib.Path:
     """Build the ``windows_x86_64`` runtime in ``out_dir``; return the runtime archive's path.
 
@@ -209,6 +226,7 @@ def build_windows_runtime(out_dir, *, app_modules=(), launcher: bool = True) -> 
             shutil.copy2(module, app_dir / module.name)
         else:
             raise WindowsRuntimeError(f"app module {module} does not exist")
+    _precompile(runtime, ("lib", "app"))
     write_runtime_config(runtime, INTERPRETER, ["-m", "boinc_pymw.worker"])
     archive = pack_runtime_archive(runtime, out_dir / ARCHIVE_NAME)
     if launcher:

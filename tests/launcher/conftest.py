@@ -64,6 +64,7 @@ def wine_env(tmp_path_factory):
         pytest.fail("wine is not installed (scripts/setup.sh installs it)")
     env = {**os.environ, "WINEPREFIX": str(tmp_path_factory.mktemp("wineprefix")), "WINEDEBUG": "-all",
            "WINEDLLOVERRIDES": "mscoree,mshtml=", "DISPLAY": ""}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # a volunteer's machine does not set it
     done = subprocess.run([wine, "wineboot", "--init"], env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, timeout=600)
     assert done.returncode == 0, done.stdout.decode(errors="replace")

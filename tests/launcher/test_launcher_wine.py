@@ -86,6 +86,10 @@ def test_worker_in_a_boinc_slot_under_wine(boinc_slot, windows_launcher, windows
         "platform": "win32", "standalone": False, "wu_name": "wu_wine_1", "boinc_api": "pure-python",
         "total": 5050}}
     assert (boinc_slot.slot_dir / "boinc_finish_called").read_text().strip() == "0"
+    # The shipped bytecode was used: nothing was written into the unpacked runtime.
+    (runtime,) = [p for p in boinc_slot.project_dir.iterdir() if ".unpacked-" in p.name]
+    written = {p.relative_to(runtime).as_posix() for p in runtime.rglob("*") if p.is_file()}
+    assert written == {n for n in zipfile.ZipFile(archive).namelist() if not n.endswith("/")}
 
 
 def test_under_a_client_stderr_goes_to_the_slots_stderr_txt(boinc_slot, windows_launcher, windows_runtime,
