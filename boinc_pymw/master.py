@@ -173,6 +173,7 @@ class Master(Executor):
             if chunksize == 1:
                 items = [WorkItem(fn, args, timeout=self.task_timeout) for args in calls]
             else:
+                # Back ends recognise chunks by ``item.fn is run_chunk``.
                 items = [WorkItem(run_chunk, (fn, calls[i:i + chunksize]),
                                   timeout=self.task_timeout)
                          for i in range(0, len(calls), chunksize)]
