@@ -16,7 +16,7 @@ import boinc_pymw
 from boinc_pymw import Master
 from boinc_pymw.errors import RemoteTraceback, TaskError, TaskTimeout, WorkerLost
 
-HANG_GUARD = 60  # seconds; only to turn a hang into a failure, never a speed check
+HANG_GUARD = int(os.environ.get("HANG_GUARD", 60))  # seconds; only to turn a hang into a failure, never a speed check
 
 
 def child_pids(parent=None):
@@ -267,6 +267,28 @@ def test_big_bytes_travel_raw_in_args_kwargs_and_results(master):
     assert master.submit(echo, (big, small)).result(HANG_GUARD) == (big, small)
     assert master.submit(concat, big, b=small).result(HANG_GUARD) == big + small
     assert type(master.submit(echo, bytearray(big)).result(HANG_GUARD)) is bytearray
+
+
+def fork_then_die(pid_file):
+    """Leave a child that keeps the worker's pipes open, then die."""
+    child = os.fork()
+    if child == 0:
+        time.sleep(600)
+        os._exit(0)
+    with open(pid_file, "w") as f:
+        f.write(str(child))
+    os._exit(7)
+
+
+def test_worker_death_is_seen_even_if_a_child_keeps_its_pipes_open(master, tmp_path):
+    pid_file = tmp_path / "grandchild"
+    try:
+        with pytest.raises(WorkerLost, match="exit code 7"):
+            master.submit(fork_then_die, str(pid_file)).result(HANG_GUARD)
+        assert master.submit(square, 6).result(HANG_GUARD) == 36
+    finally:
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
 
 
 def test_task_timeout_kills_and_replaces_the_worker():

@@ -139,7 +139,7 @@ class Worker:
             try:
                 loaded, fn = functions[fn_index]
                 if not loaded:
-                    raise fn
+                    raise fn.with_traceback(None)
                 args, kwargs = pickle.loads(blob)
                 if raws:
                     args, kwargs = wire.join_raw(args, kwargs, raws)

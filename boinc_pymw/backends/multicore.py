@@ -135,6 +135,12 @@ class _Worker:
             os.close(result_w)
             os.close(counter_fd)
         self.started = memoryview(self._counter_map).cast("Q")
+        # Readable when the process ends, even if a child of the task still
+        # holds the result pipe open (Linux >= 5.3).
+        try:
+            self.pidfd: Optional[int] = os.pidfd_open(self.popen.pid)
+        except (AttributeError, OSError):  # pragma: no cover - older systems
+            self.pidfd = None
         try:
             wire.write_all(self.task_fd, [init_frame])
         except BrokenPipeError:
@@ -173,6 +179,8 @@ class _Worker:
             self.closed = True
             self.close_input()
             os.close(self.result_fd)
+            if self.pidfd is not None:
+                os.close(self.pidfd)
             self.started_total = self.started[0]
             self.started.release()
             self._counter_map.close()
@@ -279,6 +287,8 @@ class MulticoreBackend(Backend):
     def _start_worker(self, index: int) -> _Worker:
         worker = _Worker(index, self._env, self._init_frame)
         self._selector.register(worker.result_fd, selectors.EVENT_READ, worker)
+        if worker.pidfd is not None:
+            self._selector.register(worker.pidfd, selectors.EVENT_READ, worker)
         return worker
 
     def _wake(self) -> None:
@@ -307,9 +317,12 @@ class MulticoreBackend(Backend):
             self._loop()
         except BaseException as exc:  # a bug here must not leave futures pending
             self._failure = exc
-            self._fail_everything(BoincPymwError(f"multicore back end failed: {exc!r}"))
+            self._broken = f"multicore back end failed: {exc!r}"
+            self._fail_everything(BoincPymwError(self._broken))
         finally:
             self._stop_workers()
+            if self._broken is not None:
+                self._fail_queued(BoincPymwError(self._broken))
 
     def _loop(self) -> None:
         while True:
@@ -330,8 +343,12 @@ class MulticoreBackend(Backend):
                             pass
                     except BlockingIOError:
                         pass
+                elif key.data.closed:
+                    continue  # replaced earlier in this round
                 elif key.fileobj == key.data.result_fd:
                     self._read_results(key.data)
+                elif key.fileobj == key.data.pidfd:
+                    self._read_results(key.data, exited=True)
                 else:
                     self._send(key.data)
             self._expire_overdue()
@@ -426,7 +443,9 @@ class MulticoreBackend(Backend):
         except KeyError:
             return False
 
-    def _read_results(self, worker: _Worker) -> None:
+    def _read_results(self, worker: _Worker, exited: bool = False) -> None:
+        """Take what the worker sent. ``exited``: its process ended (it may
+        have left a child holding the pipe open, so no end of file comes)."""
         frames, eof = worker.reader.read()
         for kind, body in frames:
             if kind == wire.RESULTS:
@@ -438,7 +457,7 @@ class MulticoreBackend(Backend):
                         heapq.heappush(self._deadlines,
                                        (started + item.timeout, item.id, worker, item))
                         break
-        if eof:
+        if eof or exited:
             self._replace(worker)
 
     def _take_results(self, worker: _Worker, body) -> None:
@@ -495,6 +514,8 @@ class MulticoreBackend(Backend):
     def _replace(self, worker: _Worker) -> None:
         """The worker is gone: settle its tasks and start another in its place."""
         self._selector.unregister(worker.result_fd)
+        if worker.pidfd is not None:
+            self._selector.unregister(worker.pidfd)
         if self._selector_has(worker.task_fd):
             self._selector.unregister(worker.task_fd)
         code = worker.close()
