@@ -175,7 +175,11 @@ class Daemon:
 
     @classmethod
     def add_arguments(cls, parser: BoincArgumentParser) -> None:
-        """Hook: a daemon kind or a project's subclass adds its own options."""
+        """Hook: a daemon kind or a project's subclass adds its own options.
+
+        Overrides call ``super().add_arguments(parser)`` first, and add options
+        with ``parser.add_option("name", ...)`` so ``-name`` and ``--name`` both work.
+        """
 
     @classmethod
     def parse_args(cls, argv: Sequence[str]) -> argparse.Namespace:
