@@ -326,6 +326,22 @@ def test_cancel_works_for_queued_tasks(tmp_path):
         assert mark.exists() != was_cancelled
 
 
+def test_unmeasured_tasks_go_two_per_worker_after_tiny_ones(tmp_path):
+    """Knowing that one function is tiny must not flood workers with another."""
+    gate = tmp_path / "gate"
+    with Master("multicore", workers=2) as m:
+        try:
+            assert list(m.map(square, range(3000))) == [x * x for x in range(3000)]
+            futures = [m.submit(wait_for_file, str(gate)) for _ in range(30)]
+            wait_until(lambda: m.get_status()["in_flight"] == 4)
+            status = m.get_status()
+            assert (status["in_flight"], status["pending"]) == (4, 26)
+            assert sum(f.cancel() for f in futures) == 26
+        finally:
+            touch(str(gate))
+        assert sum(f.result(HANG_GUARD) == str(gate) for f in futures if not f.cancelled()) == 4
+
+
 def test_checkpoints_are_kept_apart_per_task(master, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     results = list(master.map(save_and_restore, [{"step": i} for i in range(6)], chunksize=1))

@@ -18,11 +18,12 @@ Data flow::
     futures  <-- set_result / set_exception ---- RESULTS frames (batches),
                                                   STARTED frames (timed tasks)
 
-Tiny tasks are batched on the wire automatically: how many tasks a worker may
-hold ("room") follows the measured task duration, so no-ops travel thousands
-per frame while 20 ms tasks travel two at a time (keeping the load balanced
-and leaving the rest cancellable in ``_pending``). Big payloads are capped at
-about 1 MiB per frame and pipes are enlarged to 1 MiB.
+Tiny tasks are batched on the wire automatically: a worker may hold about
+``TARGET_QUEUE_SECONDS`` of work, priced with the measured run time of each
+function (per element for ``map`` chunks). So no-ops travel thousands per
+frame while 20 ms tasks, and functions not measured yet, travel two at a time,
+keeping the load balanced and leaving the rest cancellable in ``_pending``.
+Big payloads are capped at about 1 MiB per frame; pipes are enlarged to 1 MiB.
 
 Failures: a worker's death shows as end of file on its result pipe. A shared
 "started" counter tells which of its in-flight tasks ran: the one it was
@@ -59,10 +60,14 @@ from ..errors import BoincPymwError, RemoteTraceback, TaskError, TaskTimeout, Wo
 from . import _mc_wire as wire
 from .base import Backend, WorkItem
 
-#: seconds of work a worker may hold beyond the task it runs
+_run_chunk = None  # boinc_pymw.master.run_chunk, set on first use (import cycle)
+
+#: seconds of work a worker may hold
 TARGET_QUEUE_SECONDS = 0.02
 #: bounds on tasks in flight per worker
 MIN_IN_FLIGHT, MAX_IN_FLIGHT = 2, 2048
+#: how many measured run times are kept per function
+COST_TABLE_SIZE = 256
 #: stop adding tasks to a frame once its payload reaches this size
 MAX_FRAME_PAYLOAD = 1 << 20
 #: how long a stopping worker may take before it is killed (seconds)
@@ -93,6 +98,15 @@ def describe_exit(code: Optional[int]) -> str:
 
 def _function_name(fn) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+
+
+def _cost_key(item: WorkItem) -> tuple:
+    """(which function, how many calls): run times are learnt per function,
+    and a ``map`` chunk counts as one call per element."""
+    fn, units = item.fn, 1
+    if fn is _run_chunk and len(item.args) == 2:
+        fn, units = item.args[0], max(1, len(item.args[1]))
+    return (getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)), units
 
 
 def rebuild_exception(blob) -> BaseException:
@@ -149,6 +163,8 @@ class _Worker:
         os.set_blocking(self.result_fd, False)
         self.reader = wire.FrameReader(self.result_fd)
         self.in_flight: collections.deque[WorkItem] = collections.deque()
+        self.costs: collections.deque[tuple] = collections.deque()  # (key, units, seconds)
+        self.queued_seconds = 0.0  # estimated work in flight
         self.received = 0          # tasks whose outcome arrived
         self.outbox: Optional[list] = None  # buffers still to write
         self.stop_reason: Optional[str] = None  # set when the master kills it
@@ -197,6 +213,9 @@ class MulticoreBackend(Backend):
     name = "multicore"
 
     def __init__(self, workers: Optional[int] = None, **options: Any):
+        global _run_chunk
+        if _run_chunk is None:
+            from ..master import run_chunk as _run_chunk
         workers = workers if workers is not None else (os.cpu_count() or 1)
         if workers < 1:
             raise ValueError("workers must be >= 1")
@@ -204,7 +223,7 @@ class MulticoreBackend(Backend):
         self._pending: collections.deque[WorkItem] = collections.deque()
         self._retry: collections.deque[WorkItem] = collections.deque()  # already RUNNING
         self._deadlines: list = []
-        self._estimate: Optional[float] = None  # seconds per task, measured
+        self._cost: dict[tuple, float] = {}  # function key -> seconds per call
         self._closing = False
         self._killing: Optional[str] = None
         self._armed = False
@@ -305,11 +324,10 @@ class MulticoreBackend(Backend):
                 break
             item.future.cancel()
 
-    def _room(self) -> int:
-        if self._estimate is None:
-            return MIN_IN_FLIGHT
-        return int(min(MAX_IN_FLIGHT, max(MIN_IN_FLIGHT,
-                                          TARGET_QUEUE_SECONDS / max(self._estimate, 1e-7))))
+    def _has_room(self, worker: _Worker) -> bool:
+        n = len(worker.in_flight)
+        return n < MIN_IN_FLIGHT or (n < MAX_IN_FLIGHT
+                                     and worker.queued_seconds < TARGET_QUEUE_SECONDS)
 
     # -- event loop ------------------------------------------------------------
     def _run(self) -> None:
@@ -354,21 +372,22 @@ class MulticoreBackend(Backend):
             self._expire_overdue()
 
     def _dispatch(self) -> None:
-        room = self._room()
         # Top a worker up only once it has used half its room, so that tiny
         # tasks travel in big frames rather than a trickle of small ones.
-        low_water = room - max(1, room // 2)
         ready = [w for w in self._workers
-                 if w.outbox is None and not w.closed and len(w.in_flight) <= low_water]
+                 if w.outbox is None and not w.closed and (
+                     len(w.in_flight) < MIN_IN_FLIGHT
+                     or (len(w.in_flight) <= MAX_IN_FLIGHT // 2
+                         and w.queued_seconds <= TARGET_QUEUE_SECONDS / 2))]
         if not ready:
             return
-        ready.sort(key=lambda w: len(w.in_flight))  # idle workers first
+        ready.sort(key=lambda w: w.queued_seconds)  # idle workers first
         for w in ready:
             queued = len(self._pending) + len(self._retry)
             if not queued:
                 return
             share = max(1, math.ceil(queued / len(ready)))
-            self._send_batch(w, min(room - len(w.in_flight), share))
+            self._send_batch(w, share)
 
     def _next_item(self) -> Optional[WorkItem]:
         while True:
@@ -387,7 +406,7 @@ class MulticoreBackend(Backend):
         records: list = []
         arg_blobs: list = []
         size = 0
-        while len(records) < limit and size < MAX_FRAME_PAYLOAD:
+        while len(records) < limit and size < MAX_FRAME_PAYLOAD and self._has_room(worker):
             item = self._next_item()
             if item is None:
                 break
@@ -415,7 +434,13 @@ class MulticoreBackend(Backend):
             if raws:
                 arg_blobs.extend(raws)
                 size += sum(len(r) for r in raws)
+            key, units = _cost_key(item)
+            per_call = self._cost.get(key)
+            # unmeasured: priced so that MIN_IN_FLIGHT of them fill the room
+            cost = TARGET_QUEUE_SECONDS / MIN_IN_FLIGHT if per_call is None else per_call * units
             worker.in_flight.append(item)
+            worker.costs.append((key, units, cost))
+            worker.queued_seconds += cost
         if not records:
             return
         worker.outbox = wire.encode_batch(wire.TASKS, (len(fn_blobs), records),
@@ -462,14 +487,16 @@ class MulticoreBackend(Backend):
 
     def _take_results(self, worker: _Worker, body) -> None:
         records, blobs = wire.decode_batch(body)
-        durations = []
+        measured: dict[tuple, list] = {}
         for (task_id, ok, started_wall, duration, raw), blob in zip(records, blobs):
             item = worker.in_flight.popleft()
+            key, units, cost = worker.costs.popleft()
+            worker.queued_seconds -= cost
             worker.received += 1
             if item.id != task_id:  # pragma: no cover - would be a protocol bug
                 raise BoincPymwError(f"worker {worker.index} answered task {task_id}, "
                                      f"expected {item.id}")
-            durations.append(duration)
+            measured.setdefault(key, []).append(duration / units)
             if item.future.done():  # e.g. already failed by its timeout
                 continue
             item.started_at = started_wall
@@ -484,12 +511,17 @@ class MulticoreBackend(Backend):
                 item.set_result(value)
             else:
                 item.set_exception(rebuild_exception(blob))
-        if durations:
-            # the median: a worker pre-empted now and then must not make
-            # every task look slow
+        if not worker.in_flight:
+            worker.queued_seconds = 0.0  # no drift from float sums
+        for key, durations in measured.items():
+            # the median of the batch: a worker pre-empted now and then must
+            # not make every call look slow
             durations.sort()
             typical = durations[len(durations) // 2]
-            self._estimate = typical if self._estimate is None else (self._estimate + typical) / 2
+            known = self._cost.get(key)
+            if known is None and len(self._cost) >= COST_TABLE_SIZE:
+                self._cost.clear()
+            self._cost[key] = typical if known is None else (known + typical) / 2
 
     def _seconds_to_deadline(self) -> Optional[float]:
         while self._deadlines and self._deadlines[0][3].future.done():
@@ -535,6 +567,8 @@ class MulticoreBackend(Backend):
             elif not item.future.done():
                 self._retry.append(item)
         worker.in_flight.clear()
+        worker.costs.clear()
+        worker.queued_seconds = 0.0
         worker.outbox = None
         if worker.started_total == 0 and self._killing is None:
             # Died before running anything: a broken interpreter or install.
@@ -553,6 +587,7 @@ class MulticoreBackend(Backend):
             for item in w.in_flight:
                 item.set_exception(exc)
             w.in_flight.clear()
+            w.costs.clear()
         self._fail_queued(exc)
 
     def _fail_queued(self, exc: BaseException) -> None:
