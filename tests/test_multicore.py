@@ -424,8 +424,28 @@ def _start_script(tmp_path, text):
     return proc, pids
 
 
-def test_ctrl_c_in_the_master_stops_cleanly(tmp_path):
-    proc, pids = _start_script(tmp_path, CTRL_C_SCRIPT)
+# The same without ``with``: the interpreter's exit stops the workers.
+CTRL_C_SCRIPT_NO_WITH = textwrap.dedent("""
+    import time
+    from boinc_pymw import Master
+
+    def nap(seconds):
+        time.sleep(seconds)
+
+    if __name__ == "__main__":
+        master = Master("multicore", workers=2)
+        futures = [master.submit(nap, 600) for _ in range(6)]
+        while master.get_status()["in_flight"] == 0:
+            time.sleep(0.01)
+        print(*master.get_status()["worker_pids"], flush=True)
+        futures[0].result()
+""")
+
+
+@pytest.mark.parametrize("script", [CTRL_C_SCRIPT, CTRL_C_SCRIPT_NO_WITH],
+                         ids=["with-block", "no-with-block"])
+def test_ctrl_c_in_the_master_stops_cleanly(tmp_path, script):
+    proc, pids = _start_script(tmp_path, script)
     time.sleep(0.3)  # let the workers start their naps
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=HANG_GUARD)
@@ -451,6 +471,12 @@ def test_map_and_as_completed_show_progress(master, capsys):
     values = sorted(f.result() for f in boinc_pymw.as_completed(futures, progress=True))
     assert values == [i * i for i in range(12)]
     assert "12/12" in capsys.readouterr().err
+
+
+def test_progress_without_tqdm_prints_a_counter(master, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # as if not installed
+    assert list(master.map(square, range(7), progress=True)) == [x * x for x in range(7)]
+    assert "square: 7/7" in capsys.readouterr().err
 
 
 def test_status_reports_workers():
