@@ -112,19 +112,23 @@ def encode_input(job: dict) -> bytes:
 
 
 def stderr_excerpt(text: Any, limit: int = STDERR_EXCERPT_CHARS) -> str:
+    """The client's message and the tail of stderr.txt from ``result.stderr_out``."""
     if text is None:
         return ""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     text = str(text)
-    # the client wraps it as <stderr_txt>...</stderr_txt>
-    match = re.search(r"<stderr_txt>(.*?)(</stderr_txt>|$)", text, re.S)
-    if match:
-        text = match.group(1)
-    text = text.strip()
-    if len(text) > limit:
-        text = "...\n" + text[-limit:]
-    return text
+    parts = []
+    message = re.search(r"<message>(.*?)</message>", text, re.S)
+    if message and message.group(1).strip():
+        parts.append(message.group(1).strip())
+    stderr = re.search(r"<stderr_txt>(.*?)(</stderr_txt>|$)", text, re.S)
+    body = (stderr.group(1) if stderr else ("" if message else text)).strip()
+    if len(body) > limit:
+        body = "...\n" + body[-limit:]
+    if body:
+        parts.append(body)
+    return "\n".join(parts)
 
 
 # -- the database side ---------------------------------------------------------------

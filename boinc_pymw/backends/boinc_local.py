@@ -452,7 +452,7 @@ class BoincLocalBackend(Backend):
 
     def _run_replica(self, wu: dict, seq: int, main: str, app_files: list, inputs: list,
                      timeout: Optional[float]) -> dict:
-        from ..boinc.slots import SlotFile, SlotJob
+        from ..boinc.slots import SlotFile, SlotJob, client_stderr_out
         from ..boinc.states import ClientState, Outcome, ServerState, ValidateState
 
         result_name = f"{wu['name']}_{seq}"
@@ -482,7 +482,7 @@ class BoincLocalBackend(Backend):
             "exit_status": outcome.exit_status,
             "xml_doc_in": result_xml_doc_in(result_name, self.output_refs, physical),
             "xml_doc_out": "",
-            "stderr_out": f"<stderr_txt>\n{outcome.stderr}\n</stderr_txt>",
+            "stderr_out": client_stderr_out(outcome),
             "message": outcome.message,
             "elapsed_time": outcome.elapsed, "cpu_time": outcome.elapsed,
             "batch": LOCAL_BATCH_ID, "appid": 1, "hostid": 1, "userid": 1, "teamid": 0,

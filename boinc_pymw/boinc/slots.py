@@ -42,6 +42,8 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -137,6 +139,13 @@ class SlotOutcome:
     signal: Optional[int] = None
 
 
+def client_stderr_out(outcome: "SlotOutcome", client_version: str = "7.20.5") -> str:
+    """``result.stderr_out`` as the client reports it: its message, then stderr.txt."""
+    message = f"<message>\n{outcome.message}</message>\n" if outcome.message else ""
+    return (f"<core_client_version>{client_version}</core_client_version>\n<![CDATA[\n"
+            f"{message}<stderr_txt>\n{outcome.stderr}\n</stderr_txt>\n]]>\n")
+
+
 def soft_link_text(project_dir_name: str, physical_name: str) -> str:
     return f"<soft_link>../../projects/{project_dir_name}/{physical_name}</soft_link>\n"
 
@@ -179,6 +188,7 @@ class SlotRunner:
         self.project_dir.mkdir(parents=True, exist_ok=True)
         (self.root / "slots").mkdir(parents=True, exist_ok=True)
         self.poll_interval = poll_interval
+        self._stage_lock = threading.Lock()
 
     # -- staging ----------------------------------------------------------------
     def stage(self, ref: SlotFile) -> Path:
@@ -191,6 +201,10 @@ class SlotRunner:
             raise SlotError(f"input file {ref.physical_name} has no source")
         if "/" in ref.physical_name or ref.physical_name in ("", ".", ".."):
             raise SlotError(f"bad physical file name {ref.physical_name!r}")
+        with self._stage_lock:
+            return self._stage(ref)
+
+    def _stage(self, ref: SlotFile) -> Path:
         target = self.project_dir / ref.physical_name
         source = Path(ref.source)
         if not source.is_file():
@@ -201,7 +215,8 @@ class SlotRunner:
                 raise SlotError(f"file {ref.physical_name} already exists with other "
                                 f"contents (BOINC files are immutable)")
             return target
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=self.project_dir)
+        os.close(fd)
         shutil.copy2(source, tmp)
         os.replace(tmp, target)
         return target

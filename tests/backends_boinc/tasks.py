@@ -31,3 +31,13 @@ def writes_garbage():
 
     runner.encode_output = garbage
     return 1
+
+
+def logged_square(log_dir, x, delay=0.0):
+    """x * x, leaving one file per execution in log_dir (to count executions)."""
+    import time
+
+    time.sleep(delay)
+    with open(os.path.join(log_dir, f"{x}.{os.getpid()}"), "w"):
+        pass
+    return x * x
