@@ -23,8 +23,19 @@ def boinc_api_app(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def local_cache(tmp_path_factory) -> Path:
-    """Build cache (launcher, portable runtime) shared by this session's BOINC tests."""
-    return tmp_path_factory.mktemp("boinc_local_cache")
+    """Build cache (launcher, portable runtime) shared by this session's BOINC tests.
+
+    Laid out as ``$XDG_CACHE_HOME/boinc_pymw/local``, the local mode's default,
+    so scripts run with ``XDG_CACHE_HOME`` set to ``xdg_cache_home(local_cache)``
+    use it too.
+    """
+    path = tmp_path_factory.mktemp("xdg") / "boinc_pymw" / "local"
+    path.mkdir(parents=True)
+    return path
+
+
+def xdg_cache_home(local_cache: Path) -> str:
+    return str(local_cache.parent.parent)
 
 
 @pytest.fixture(scope="session")
