@@ -33,6 +33,7 @@ app-status channel of the memory-mapped file.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import html
 import logging
@@ -66,6 +67,7 @@ MMAPPED_FILE_NAME = "boinc_mmap_file"
 FINISH_CALLED_FILE = "boinc_finish_called"
 TEMPORARY_EXIT_FILE = "boinc_temporary_exit"
 STDERR_FILE = "stderr.txt"
+LOCK_FILE = "boinc_lockfile"
 
 #: BOINC's error numbers (lib/error_numbers.h) the client reports for a job
 ERR_RSC_LIMIT_EXCEEDED = -177
@@ -189,6 +191,8 @@ class SlotRunner:
         (self.root / "slots").mkdir(parents=True, exist_ok=True)
         self.poll_interval = poll_interval
         self._stage_lock = threading.Lock()
+        #: how long to wait for a slot still locked by an app of an earlier run
+        self.busy_slot_timeout = 60.0
 
     # -- staging ----------------------------------------------------------------
     def stage(self, ref: SlotFile) -> Path:
@@ -225,9 +229,30 @@ class SlotRunner:
     def slot_dir(self, slot: int) -> Path:
         return self.root / "slots" / str(slot)
 
+    def _wait_until_free(self, slot_dir: Path) -> None:
+        """An app from an earlier run may still hold the slot's lock file (its
+        client died, so the BOINC API ends it within ~10 s): wait for it, as
+        the client never reuses a locked slot."""
+        lock_path = slot_dir / LOCK_FILE
+        if not lock_path.exists():
+            return
+        deadline = time.monotonic() + self.busy_slot_timeout
+        with open(lock_path, "a") as fh:
+            while True:
+                try:
+                    fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.lockf(fh, fcntl.LOCK_UN)
+                    return
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise SlotError(f"slot {slot_dir} is still locked by another process "
+                                        f"after {self.busy_slot_timeout:g} s") from None
+                    time.sleep(0.2)
+
     def _prepare_slot(self, job: SlotJob, slot: int) -> Path:
         slot_dir = self.slot_dir(slot)
         if slot_dir.exists():
+            self._wait_until_free(slot_dir)
             shutil.rmtree(slot_dir)
         slot_dir.mkdir(parents=True)
         for ref in list(job.app_files) + list(job.input_files):
