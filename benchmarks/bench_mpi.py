@@ -32,10 +32,14 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
+
+# benchmarks/ is on sys.path in every process that imports this: run as a
+# script, under either launcher's rank 0 (both put the script's directory
+# first) and in mpi4py.futures' worker ranks (the same, and run_job's PYTHONPATH).
+import _workloads as workloads  # noqa: E402
 
 FIGURES = "FIGURES "
 
@@ -57,67 +61,24 @@ def spin(n: int) -> int:
 
 def calibrate_spin(seconds: float) -> tuple[int, float]:
     """Loop count for ~``seconds`` of CPU, and the measured time of one call."""
-    n = 10_000
-    while True:
-        t = time.perf_counter()
-        spin(n)
-        took = time.perf_counter() - t
-        if took > 0.005:
-            break
-        n *= 2
-    n = max(1, int(n * seconds / took))
-    times = []
-    for _ in range(15):
-        t = time.perf_counter()
-        spin(n)
-        times.append(time.perf_counter() - t)
-    return n, min(times[5:])  # after a warm-up; the least disturbed run
-
-
-def timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+    n = max(1, workloads.spin_loops(spin, seconds))
+    return n, min(workloads.spin_times(spin, n, 15)[5:])  # after a warm-up; the least disturbed run
 
 
 def median_of(repeat: int, fn) -> float:
-    return statistics.median(timed(fn) for _ in range(repeat))
-
-
-def sizes(quick: bool) -> dict:
-    if quick:
-        return {"n1": 500, "n2": 20, "size2": 64 << 10, "n3": 10, "s3": 0.002}
-    return {"n1": 10_000, "n2": 1_000, "size2": 1 << 20, "n3": 200, "s3": 0.020}
+    return statistics.median(workloads.timed(fn) for _ in range(repeat))
 
 
 def measure(pool, workers: int, repeat: int, quick: bool, loops: int, map_chunk) -> dict:
     """Rank 0 of one MPI job: W1-W3 on ``pool`` (an Executor)."""
-    s = sizes(quick)
-    blobs = [os.urandom(s["size2"]) for _ in range(min(s["n2"], 16))]
-    payloads = [blobs[i % len(blobs)] for i in range(s["n2"])]
-
-    def w1_submit():
-        for f in [pool.submit(noop, i) for i in range(s["n1"])]:
-            f.result()
-
-    def w1_map():
-        for _ in pool.map(noop, range(s["n1"]), chunksize=map_chunk):
-            pass
-
-    def w2():
-        for f in [pool.submit(echo_payload, p) for p in payloads]:
-            if len(f.result()) != s["size2"]:
-                raise AssertionError("W2 payload came back with the wrong size")
-
-    def w3():
-        for f in [pool.submit(spin, loops) for _ in range(s["n3"])]:
-            f.result()
-
+    s = workloads.sizes(quick)
+    payloads = workloads.make_payloads(s["n2"], s["size2"])
     list(pool.map(noop, range(100)))  # start and warm up every worker
-    return {"W1 submit": s["n1"] / median_of(repeat, w1_submit),
-            "W1 map": s["n1"] / median_of(repeat, w1_map),
-            "W2": 2 * s["n2"] * s["size2"] / (1 << 20) / median_of(repeat, w2),
-            "W3": median_of(repeat, w3)}
+    return {"W1 submit": s["n1"] / median_of(repeat, workloads.w1_submit(pool, noop, s["n1"])),
+            "W1 map": s["n1"] / median_of(repeat, workloads.w1_map(pool, noop, s["n1"], map_chunk)),
+            "W2": 2 * s["n2"] * s["size2"] / (1 << 20)
+                  / median_of(repeat, workloads.w2(pool, echo_payload, payloads)),
+            "W3": median_of(repeat, workloads.w3(pool, spin, s["n3"], loops))}
 
 
 def role_main(args) -> int:
@@ -130,7 +91,7 @@ def role_main(args) -> int:
     else:
         from mpi4py.futures import MPIPoolExecutor
 
-        chunk = max(1, math.ceil(sizes(args.quick)["n1"] / (4 * args.workers)))
+        chunk = max(1, math.ceil(workloads.sizes(args.quick)["n1"] / (4 * args.workers)))
         make = MPIPoolExecutor
     with make() as pool:
         figures = measure(pool, args.workers, args.repeat, args.quick, args.loops, chunk)
@@ -171,7 +132,7 @@ def main(argv=None) -> int:
     if args.role:
         return role_main(args)
 
-    s = sizes(args.quick)
+    s = workloads.sizes(args.quick)
     loops, one = calibrate_spin(s["s3"])
     ideal3 = one * s["n3"] / args.workers
     print(f"workers: {args.workers}, repeat: {args.repeat}, rounds: {args.rounds}, "
@@ -189,12 +150,10 @@ def main(argv=None) -> int:
         figures["W3"] = ideal3 / figures["W3"]  # seconds -> efficiency
     names = {"W1 submit": "W1 submit tasks/s", "W1 map": "W1 map tasks/s",
              "W2": "W2 MiB/s", "W3": "W3 efficiency"}
-    print(f"{'figure':<20}{'boinc_pymw':>14}{'MPIPoolExec':>14}{'ratio':>8}  target")
+    print(workloads.table_header("MPIPoolExec"))
     for key, label in names.items():
-        ratio = ours[key] / peer[key]
-        fmt = "{:>14.3f}" if key == "W3" else "{:>14,.0f}"
-        print(f"{label:<20}" + fmt.format(ours[key]) + fmt.format(peer[key])
-              + f"{ratio:>8.2f}  ratio >= 1 {'met' if ratio >= 1 else 'NOT met'}")
+        print(workloads.table_row(label, ours[key], peer[key], "ratio >= 1",
+                                  ours[key] / peer[key] >= 1, efficiency=key == "W3"))
     return 0
 
 

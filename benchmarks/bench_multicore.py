@@ -25,10 +25,11 @@ import math
 import os
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+import _workloads as workloads  # noqa: E402  (benchmarks/, this script's directory)
+from _workloads import timed, w1_map, w1_submit, w2, w3  # noqa: E402
 from boinc_pymw import Master  # noqa: E402
 
 
@@ -49,63 +50,13 @@ def spin(n: int) -> int:
 
 def serial_time(loops: int, runs: int = 5) -> float:
     """Median time of one ``spin(loops)`` in this process."""
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        spin(loops)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return statistics.median(workloads.spin_times(spin, loops, runs))
 
 
 def calibrate_spin(seconds: float) -> tuple[int, float]:
     """Loop count for ~``seconds`` of CPU, and the measured time of one call."""
-    n = 10_000
-    while True:
-        t = time.perf_counter()
-        spin(n)
-        took = time.perf_counter() - t
-        if took > 0.005:
-            break
-        n *= 2
-    n = int(n * seconds / took)
+    n = workloads.spin_loops(spin, seconds)
     return n, serial_time(n)
-
-
-def timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
-
-
-def w1_submit(pool, n):
-    def run():
-        futures = [pool.submit(noop, i) for i in range(n)]
-        for f in futures:
-            f.result()
-    return run
-
-
-def w1_map(pool, n, chunksize):
-    def run():
-        for _ in pool.map(noop, range(n), chunksize=chunksize):
-            pass
-    return run
-
-
-def w2(pool, payloads):
-    def run():
-        futures = [pool.submit(echo_payload, p) for p in payloads]
-        for f in futures:
-            assert len(f.result()) == len(payloads[0])
-    return run
-
-
-def w3(pool, n_tasks, loops):
-    def run():
-        futures = [pool.submit(spin, loops) for _ in range(n_tasks)]
-        for f in futures:
-            f.result()
-    return run
 
 
 def main(argv=None) -> int:
@@ -115,14 +66,13 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
     args = parser.parse_args(argv)
 
-    n1, n2, size2, n3, ms3 = 10_000, 1_000, 1 << 20, 200, 0.020
+    s = workloads.sizes(args.quick)
+    n1, n2, size2, n3 = s["n1"], s["n2"], s["size2"], s["n3"]
     if args.quick:
-        n1, n2, size2, n3, ms3 = 500, 20, 64 << 10, 10, 0.002
         args.repeat = 1
     workers = args.workers
-    payloads = [os.urandom(size2) for _ in range(min(n2, 16))]
-    payloads = [payloads[i % len(payloads)] for i in range(n2)]
-    loops, one = calibrate_spin(ms3)
+    payloads = workloads.make_payloads(n2, size2)
+    loops, one = calibrate_spin(s["s3"])
     ppe_chunk = max(1, math.ceil(n1 / (4 * workers)))
     mib2 = 2 * n2 * size2 / (1 << 20)
 
@@ -142,11 +92,11 @@ def main(argv=None) -> int:
             for label, pool in pools.items():
                 chunk = ppe_chunk if label == "ProcessPoolExecutor" else None
                 got = samples[label]
-                got["W1 submit tasks/s"].append(n1 / timed(w1_submit(pool, n1)))
-                got["W1 map tasks/s"].append(n1 / timed(w1_map(pool, n1, chunk)))
-                got["W2 MiB/s"].append(mib2 / timed(w2(pool, payloads)))
+                got["W1 submit tasks/s"].append(n1 / timed(w1_submit(pool, noop, n1)))
+                got["W1 map tasks/s"].append(n1 / timed(w1_map(pool, noop, n1, chunk)))
+                got["W2 MiB/s"].append(mib2 / timed(w2(pool, echo_payload, payloads)))
                 ideal = serial_time(loops, 3) * n3 / workers  # under the current load
-                got["W3 efficiency"].append(ideal / timed(w3(pool, n3, loops)))
+                got["W3 efficiency"].append(ideal / timed(w3(pool, spin, n3, loops)))
     finally:
         for pool in pools.values():
             pool.shutdown()
@@ -155,7 +105,7 @@ def main(argv=None) -> int:
 
     ours, peer = figures["boinc_pymw"], figures["ProcessPoolExecutor"]
     targets = {"W1 submit tasks/s": 3.0, "W1 map tasks/s": 1.0, "W2 MiB/s": 1.2}
-    print(f"{'figure':<20}{'boinc_pymw':>14}{'ProcessPool':>14}{'ratio':>8}  target")
+    print(workloads.table_header("ProcessPool"))
     for key in ours:
         ratio = ours[key] / peer[key]
         if key == "W3 efficiency":
@@ -164,9 +114,8 @@ def main(argv=None) -> int:
         else:
             target = f"ratio >= {targets[key]:g}"
             met = ratio >= targets[key]
-        fmt = "{:>14.3f}" if key == "W3 efficiency" else "{:>14,.0f}"
-        print(f"{key:<20}" + fmt.format(ours[key]) + fmt.format(peer[key])
-              + f"{ratio:>8.2f}  {target} {'met' if met else 'NOT met'}")
+        print(workloads.table_row(key, ours[key], peer[key], target, met,
+                                  efficiency=key == "W3 efficiency"))
     return 0
 
 
