@@ -298,10 +298,14 @@ class BoincLocalBackend(Backend):
         return default_templates(quorum or DEFAULT_QUORUM)
 
     def _replication_numbers(self) -> dict:
-        """create_work's defaults, then its rule: target raises max_success/max_total."""
-        f = dict(min_quorum=1, target_nresults=1, max_error_results=1,
-                 max_total_results=1, max_success_results=1)
-        f.update({k: v for k, v in self.wu_fields.items() if k in f})
+        """create_work's defaults (backend_lib.h), the template's values, then
+        create_work's rule: target_nresults raises max_success/max_total."""
+        from ..boinc.create_work import WU_DEFAULTS
+
+        names = ("min_quorum", "target_nresults", "max_error_results", "max_total_results",
+                 "max_success_results")
+        f = {k: int(WU_DEFAULTS[k]) for k in names}
+        f.update({k: int(v) for k, v in self.wu_fields.items() if k in f})
         f["max_success_results"] = max(f["max_success_results"], f["target_nresults"])
         f["max_total_results"] = max(f["max_total_results"], f["target_nresults"])
         return f
