@@ -25,11 +25,11 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 import time
 import types
 from pathlib import Path
 
+from ._atomic import write_atomic
 from .errors import BoincPymwError
 
 CHECKPOINT_FILE = "pymw_checkpoint.json"
@@ -114,21 +114,6 @@ def task_context(directory, *, policy=None):
         _contexts.remove(context)
 
 
-def save_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old or the new file, never a part."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def checkpoint(state, *, force: bool = False) -> bool:
     """Save `state` (JSON data) if it is time to; returns True when it was saved."""
     context = _current()
@@ -141,7 +126,7 @@ def checkpoint(state, *, force: bool = False) -> bool:
             context.policy.saved()
         raise CheckpointError(f"checkpoint state must be JSON data: {exc}") from None
     try:
-        save_atomically(context.path, data)
+        write_atomic(context.path, data)
     finally:
         context.policy.saved()
     return True

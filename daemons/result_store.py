@@ -32,9 +32,9 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 
+from boinc_pymw._atomic import write_atomic
 from boinc_pymw.boinc.assimilator import Assimilator
 from boinc_pymw.boinc.output_files import BadOutputFile, check_file_name
 
@@ -43,21 +43,6 @@ FORMAT_VERSION = 1
 
 def group_name(wu: dict, app_name: str) -> str:
     return f"batch_{wu['batch']}" if wu.get("batch") else app_name
-
-
-def _write_atomically(path: str, data: bytes) -> None:
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class ResultStoreAssimilator(Assimilator):
@@ -95,14 +80,14 @@ class ResultStoreAssimilator(Assimilator):
                 entry = {"open_name": f.open_name, "name": f.name, "file": None,
                          "nbytes": 0, "md5": None}
                 if data is not None:
-                    _write_atomically(os.path.join(out_dir, local), data)
+                    write_atomic(os.path.join(out_dir, local), data)
                     entry.update(file=f"{wu_name}/{local}", nbytes=len(data),
                                  md5=hashlib.md5(data).hexdigest())
                 elif not f.optional:
                     raise BadOutputFile(f"{f.name}: canonical output missing")
                 record["outputs"].append(entry)
-        _write_atomically(os.path.join(group_dir, f"{wu_name}.json"),
-                          json.dumps(record, indent=1).encode("utf-8"))
+        write_atomic(os.path.join(group_dir, f"{wu_name}.json"),
+                     json.dumps(record, indent=1).encode("utf-8"))
 
 
 def read_record(store: str, group: str, wu_name: str) -> dict:

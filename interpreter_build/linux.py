@@ -57,7 +57,7 @@ EXTENSION_MODULES = (
 EXTENSION_SUFFIX = ".cpython-311-x86_64-linux-gnu.so"
 
 # The part of boinc_pymw a volunteer's machine runs (never the server side).
-WORKER_FILES = ("__init__.py", "errors.py", "checkpoint.py", "worker")
+WORKER_FILES = ("__init__.py", "_atomic.py", "errors.py", "checkpoint.py", "worker")
 # What boinc_pymw_launcher passes before BOINC's own arguments (launcher/README.md).
 WORKER_ARGS = ("-m", "boinc_pymw.worker")
 

@@ -57,7 +57,7 @@ EXCLUDED_FILES = frozenset({
 
 ARCHIVE_NAME = "boinc_pymw_runtime_windows_x86_64.zip"
 # The part of boinc_pymw a volunteer's machine runs (never the server side).
-WORKER_FILES = ("__init__.py", "errors.py", "checkpoint.py", "worker.py", "worker")
+WORKER_FILES = ("__init__.py", "_atomic.py", "errors.py", "checkpoint.py", "worker.py", "worker")
 HERE = pathlib.Path(__file__).resolve().parent
 
 

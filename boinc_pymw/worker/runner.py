@@ -9,7 +9,8 @@ import sys
 import traceback
 from pathlib import Path
 
-from ..checkpoint import BoincPolicy, save_atomically, task_context
+from .._atomic import write_atomic
+from ..checkpoint import BoincPolicy, task_context
 from ..errors import BoincPymwError
 from .boinc_runtime import is_real, load_boinc, resolve_path
 from .codec import JobFormatError, resolve_reference
@@ -123,7 +124,7 @@ def main(argv=None) -> int:
         boinc.fraction_done(0.0)
         with task_context(Path(args.checkpoint_dir), policy=policy):
             document = run_task(fn, job)
-        save_atomically(output_path, encode_output(document))
+        write_atomic(output_path, encode_output(document))
     except (WorkerFailure, BoincPymwError, OSError) as exc:
         print(f"boinc_pymw.worker: error: {exc}", file=sys.stderr)
         boinc.finish(RUNTIME_FAILURE)
