@@ -98,7 +98,7 @@ def portable_runtime(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def boinc_db_rows():
     """``rows(project_dir)``: app/platform/app_version rows as libsched's DB classes read them."""
-    from oracle.build import build_oracle, run_oracle
+    from oracle.build import build_oracle, run_oracle, xml_block
 
     exe = build_oracle("boinc_app_version_oracle", HERE / "boinc_app_version_oracle.cpp")
 
@@ -106,12 +106,7 @@ def boinc_db_rows():
         found, lines = [], iter(run_oracle(exe, "rows", project_dir).splitlines())
         for line in lines:
             if line == "<<<XML":
-                body = []
-                for inner in lines:
-                    if inner == "XML>>>":
-                        break
-                    body.append(inner + "\n")
-                found[-1]["xml_doc"] = "".join(body)
+                found[-1]["xml_doc"] = "".join(inner + "\n" for inner in xml_block(lines))
                 continue
             table, *fields = line.split("\t")
             found.append({"table": table, **dict(f.split("=", 1) for f in fields)})

@@ -57,6 +57,33 @@ def xml_doc_text(row) -> str:
     return doc.decode() if isinstance(doc, bytes) else doc
 
 
+
+# -- the BOINC client's layout: the project's files copied, slot 0 soft-linking to them -----
+def soft_link(slot: Path, open_name: str, physical: str) -> None:
+    """A soft link file as the client writes it: slot/<open_name> names the project file."""
+    (slot / open_name).write_text(
+        f"<soft_link>../../projects/localhost_proj/{physical}</soft_link>\n")
+
+
+def lay_out_as_client(project, refs, tmp_path):
+    """Copy the app version's files (``refs``) into a client-style project directory under
+    ``tmp_path``, the main program executable, the others soft-linked from slot 0.
+    Returns (client project directory, slot directory, main program)."""
+    client_project = tmp_path / "client" / "projects" / "localhost_proj"
+    slot = tmp_path / "client" / "slots" / "0"
+    client_project.mkdir(parents=True)
+    slot.mkdir(parents=True)
+    main_program = None
+    for ref in refs:
+        copied = client_project / ref["file_name"]
+        copied.write_bytes((Path(project.download_dir) / ref["file_name"]).read_bytes())
+        if ref["main_program"]:
+            copied.chmod(0o755)
+            main_program = copied
+        else:
+            soft_link(slot, ref["open_name"], ref["file_name"])
+    return client_project, slot, main_program
+
 # -- what update_versions would write, derived independently from the app directory ----------
 def update_versions_expectation(project, app_dir: Path, app_name: str, version_num: int):
     """file_info and app_version fields per BOINC's update_versions rules (boinc-facts §6)."""
@@ -196,20 +223,7 @@ def test_the_staged_app_version_runs_through_the_launcher(signed_project, launch
                    "--interpreter", str(runtime)) == 0
     [av] = rows(project, "app_version")
     _, _, refs = parse_xml_doc(xml_doc_text(av))
-    client_project = tmp_path / "client" / "projects" / "localhost_proj"
-    slot = tmp_path / "client" / "slots" / "0"
-    client_project.mkdir(parents=True)
-    slot.mkdir(parents=True)
-    main_program = None
-    for ref in refs:
-        copied = client_project / ref["file_name"]
-        copied.write_bytes((Path(project.download_dir) / ref["file_name"]).read_bytes())
-        if ref["main_program"]:
-            copied.chmod(0o755)
-            main_program = copied
-        else:
-            (slot / ref["open_name"]).write_text(
-                f"<soft_link>../../projects/localhost_proj/{ref['file_name']}</soft_link>\n")
+    _, slot, main_program = lay_out_as_client(project, refs, tmp_path)
     done = subprocess.run([str(main_program), "--some-arg"], cwd=slot, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -472,26 +486,10 @@ def test_a_task_runs_from_the_installed_files_as_the_client_lays_them_out(
                    str(task_code), "--interpreter", str(portable_runtime)) == 0
     [av] = rows(project, "app_version")
     _, _, refs = parse_xml_doc(xml_doc_text(av))
-    client_project = tmp_path / "client" / "projects" / "localhost_proj"
-    slot = tmp_path / "client" / "slots" / "0"
-    client_project.mkdir(parents=True)
-    slot.mkdir(parents=True)
-
-    def link(open_name, physical):
-        (slot / open_name).write_text(
-            f"<soft_link>../../projects/localhost_proj/{physical}</soft_link>\n")
-
-    for ref in refs:
-        (client_project / ref["file_name"]).write_bytes(
-            (Path(project.download_dir) / ref["file_name"]).read_bytes())
-        if ref["main_program"]:
-            main_program = client_project / ref["file_name"]
-            main_program.chmod(0o755)
-        else:
-            link(ref["open_name"], ref["file_name"])
+    client_project, slot, main_program = lay_out_as_client(project, refs, tmp_path)
     (client_project / "wu_1_input").write_text(json.dumps(encode_task("squares:square", [7])))
-    link("input.json", "wu_1_input")
-    link("output.json", "wu_1_0_r0")
+    soft_link(slot, "input.json", "wu_1_input")
+    soft_link(slot, "output.json", "wu_1_0_r0")
 
     done = subprocess.run([f"../../projects/localhost_proj/{main_program.name}"], cwd=slot,
                           capture_output=True, text=True, timeout=120,

@@ -93,14 +93,20 @@ def parse_fields(text: str) -> dict:
     fields, lines = {}, iter(text.splitlines())
     for line in lines:
         if line == "<<<XML":
-            body = []
-            for inner in lines:
-                if inner == "XML>>>":
-                    break
-                body.append(inner)
-            fields["xml_doc"] = "\n".join(body)
+            fields["xml_doc"] = "\n".join(xml_block(lines))
             continue
         key, sep, value = line.partition("=")
         if sep:
             fields[key] = value
     return fields
+
+
+def xml_block(lines) -> list:
+    """The lines of an oracle's <<<XML ... XML>>> block, taken from the iterator
+    ``lines`` just after its ``<<<XML`` line, up to and without ``XML>>>``."""
+    body = []
+    for inner in lines:
+        if inner == "XML>>>":
+            break
+        body.append(inner)
+    return body
