@@ -191,7 +191,7 @@ class BoincLocalBackend(Backend):
                  validator: Any = DEFAULT_VALIDATOR, validator_args: Sequence[str] = (),
                  assimilator: Any = DEFAULT_ASSIMILATOR, assimilator_args: Sequence[str] = (),
                  workdir: Optional[str] = None, cache_dir: Optional[str] = None,
-                 results_dir: Optional[str] = None, **options: Any):
+                 results_dir: Optional[str] = None, client: str = "auto", **options: Any):
         super().__init__(workers or os.cpu_count() or 1, **options)
         generated = batch is None
         self.batch = check_batch_name(batch or new_batch_name())
@@ -201,9 +201,9 @@ class BoincLocalBackend(Backend):
                             / self.batch).resolve()
         self.download_dir = self.workdir / "download"
         self.download_dir.mkdir(parents=True, exist_ok=True)
-        from ..boinc.slots import SlotRunner
+        from ..boinc.slots import make_runner
 
-        self.runner = SlotRunner(self.workdir / "client")
+        self.runner = make_runner(self.workdir / "client", client)
         self.local_project = LocalProject(self.workdir, self.runner.project_dir)
         self.input_template, self.output_template = self._templates(quorum)
         self.input_refs, self.wu_fields = parse_input_template(self.input_template)
@@ -259,6 +259,9 @@ class BoincLocalBackend(Backend):
         group.add_argument("--workdir", default=None,
                            help="where slots, uploads and the results store go "
                                 "(default: $TMPDIR/boinc_pymw_local/<batch>)")
+        group.add_argument("--client", default=None, choices=("auto", "boinc", "builtin"),
+                           help="run jobs under the real BOINC client (boinc), our own slot "
+                                "runner (builtin), or the client when installed (auto, default)")
         group.add_argument("--validator", default=None,
                            help=f"validator class module:Class (default {DEFAULT_VALIDATOR})")
         group.add_argument("--assimilator", default=None,
@@ -267,7 +270,7 @@ class BoincLocalBackend(Backend):
     @classmethod
     def options_from_args(cls, args: argparse.Namespace) -> dict:
         options = BoincBackend.options_from_args(args)
-        for key in ("quorum", "app_version", "workdir", "validator", "assimilator"):
+        for key in ("quorum", "app_version", "workdir", "validator", "assimilator", "client"):
             value = getattr(args, key, None)
             if value is not None:
                 options[key] = value
@@ -530,4 +533,6 @@ class BoincLocalBackend(Backend):
 
     def status(self) -> dict:
         return {"workers": self.workers, "batch": self.batch, "workdir": str(self.workdir),
+                "client": "boinc" if type(self.runner).__name__ == "BoincClientRunner"
+                else "builtin",
                 "app": self.app_name, **{k: v for k, v in self._replication.items()}}

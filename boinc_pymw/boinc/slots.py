@@ -68,6 +68,7 @@ FINISH_CALLED_FILE = "boinc_finish_called"
 TEMPORARY_EXIT_FILE = "boinc_temporary_exit"
 STDERR_FILE = "stderr.txt"
 LOCK_FILE = "boinc_lockfile"
+CLIENT_LOCK_FILE = "lockfile"         # the client's own, in its data directory
 
 #: BOINC's error numbers (lib/error_numbers.h) the client reports for a job
 ERR_RSC_LIMIT_EXCEEDED = -177
@@ -229,11 +230,11 @@ class SlotRunner:
     def slot_dir(self, slot: int) -> Path:
         return self.root / "slots" / str(slot)
 
-    def _wait_until_free(self, slot_dir: Path) -> None:
+    def _wait_until_free(self, slot_dir: Path, lock_name: str = LOCK_FILE) -> None:
         """An app from an earlier run may still hold the slot's lock file (its
         client died, so the BOINC API ends it within ~10 s): wait for it, as
         the client never reuses a locked slot."""
-        lock_path = slot_dir / LOCK_FILE
+        lock_path = slot_dir / lock_name
         if not lock_path.exists():
             return
         deadline = time.monotonic() + self.busy_slot_timeout
@@ -508,3 +509,212 @@ def app_version_files(version_dir: Path | str) -> tuple[str, list[SlotFile]]:
             raise SlotError(f"{version_dir}: no <main_program/> in version.xml")
         main = files[0].physical_name
     return main, files
+
+
+# -- the real client ------------------------------------------------------------------
+class BoincClientRunner(SlotRunner):
+    """Run each job under the real BOINC client (``boinc``), from a hand-written
+    client state, instead of our own job control.
+
+    Per job, a client data directory ``<root>/boinc_client/<slot>`` gets
+    ``client_state.xml`` (project, app, app version, workunit, result in state
+    FILES_DOWNLOADED, files present), ``cc_config.xml`` with
+    ``<unsigned_apps_ok/>``, preferences that never suspend the job, and the
+    files in ``projects/<dir>/``; then ``boinc --exit_after_finish`` runs it
+    with the network off. A job that fails is seen in the state file (result
+    state COMPUTE_ERROR); the client is then stopped. Outputs are copied into
+    this runner's ``project_dir`` (the upload directory of the local mode).
+    """
+
+    client_program = "boinc"
+    startup_timeout = 60.0
+
+    def run(self, job: SlotJob, slot: int = 0,
+            on_progress: Optional[Callable[[float], None]] = None) -> SlotOutcome:
+        if job.main_program not in {f.physical_name for f in job.app_files}:
+            raise SlotError(f"main program {job.main_program} is not among the app files")
+        home = self.root / "boinc_client" / str(slot)
+        if home.exists():
+            # a client of an earlier, killed run may still be finishing its job
+            self._wait_until_free(home, CLIENT_LOCK_FILE)
+            shutil.rmtree(home)
+        project = home / "projects" / self.project_dir_name
+        project.mkdir(parents=True)
+        for ref in list(job.app_files) + list(job.input_files):
+            shutil.copy2(self.stage(ref), project / ref.physical_name)
+        self._write_client_files(home, job)
+        started = time.monotonic()
+        with open(home / "client.log", "wb") as log_file:
+            proc = subprocess.Popen(
+                [self.client_program, "--dir", str(home), "--exit_after_finish",
+                 "--no_info_fetch", "--skip_cpu_benchmarks", "--no_gpus",
+                 "--allow_multiple_clients", "--gui_rpc_port", str(_free_port())],
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        timed_out = False
+        state = None
+        try:
+            while proc.poll() is None:
+                state = _client_result(home / "client_state.xml", job.result_name)
+                if state and state["state"] >= 3:
+                    break                       # failed: the client keeps running
+                limit = job.time_limit if job.time_limit is not None else None
+                if limit is not None and time.monotonic() - started > limit:
+                    timed_out = True
+                    break
+                time.sleep(self.poll_interval)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    _kill_group(proc)
+                    proc.wait()
+        elapsed = time.monotonic() - started
+        state = _client_result(home / "client_state.xml", job.result_name) or {}
+        return self._client_report(job, home, project, state, timed_out, elapsed)
+
+    def _client_report(self, job, home, project, state, timed_out, elapsed) -> SlotOutcome:
+        slot_stderr = _read_tail(home / "slots" / "0" / STDERR_FILE, STDERR_MAX_BYTES)
+        reported = state.get("stderr_out", "")
+        message_match = re.search(r"<message>(.*?)</message>", reported, re.S)
+        stderr_match = re.search(r"<stderr_txt>(.*?)</stderr_txt>", reported, re.S)
+        stderr = slot_stderr or (stderr_match.group(1).strip() if stderr_match else "")
+        for ref in job.output_files:
+            produced = project / ref.physical_name
+            if produced.exists():
+                shutil.copy2(produced, self.project_dir / ref.physical_name)
+            elif (self.project_dir / ref.physical_name).exists():
+                (self.project_dir / ref.physical_name).unlink()
+
+        def fail(status, message):
+            return SlotOutcome(job.result_name, status, False, message, stderr,
+                               self._present_outputs(job), elapsed, None, None)
+
+        if timed_out:
+            return fail(ERR_RSC_LIMIT_EXCEEDED,
+                        f"exceeded elapsed time limit {job.time_limit:g} s; stopped")
+        if state.get("state", 0) >= 3 or state.get("exit_status"):
+            message = message_match.group(1).strip() if message_match else \
+                f"the BOINC client reported result state {state.get('state')}"
+            return fail(state.get("exit_status") or -1, message)
+        if not (home / "slots" / "0" / FINISH_CALLED_FILE).exists():
+            log_text = _read_tail(home / "client.log", 4000)
+            return fail(-1, "the BOINC client ended without finishing the job:\n" + log_text)
+        for ref in job.output_files:
+            path = self.project_dir / ref.physical_name
+            if not path.exists():
+                if ref.optional:
+                    continue
+                return fail(ERR_FILE_MISSING,
+                            f"output file {ref.slot_name} ({ref.physical_name}) absent")
+            if ref.max_nbytes and path.stat().st_size > ref.max_nbytes:
+                return fail(ERR_FILE_TOO_BIG,
+                            f"output file {ref.slot_name} is {path.stat().st_size} bytes, "
+                            f"over its max_nbytes {ref.max_nbytes:.0f}")
+        return SlotOutcome(job.result_name, 0, True, "", stderr, self._present_outputs(job),
+                           elapsed, None, None)
+
+    def _write_client_files(self, home: Path, job: SlotJob) -> None:
+        esc = html.escape
+        master_url = f"http://localhost/{self.project_dir_name.split('_', 1)[-1]}/"
+        (home / "cc_config.xml").write_text(
+            "<cc_config><options><unsigned_apps_ok/><skip_cpu_benchmarks/>"
+            "</options></cc_config>\n")
+        (home / "global_prefs_override.xml").write_text(
+            "<global_preferences><run_on_batteries>1</run_on_batteries>"
+            "<run_if_user_active>1</run_if_user_active><suspend_cpu_usage>0</suspend_cpu_usage>"
+            "<cpu_usage_limit>100</cpu_usage_limit><max_ncpus_pct>100</max_ncpus_pct>"
+            "<ram_max_used_busy_pct>90</ram_max_used_busy_pct>"
+            "<ram_max_used_idle_pct>90</ram_max_used_idle_pct>"
+            "<disk_max_used_pct>100</disk_max_used_pct><disk_min_free_gb>0</disk_min_free_gb>"
+            "</global_preferences>\n")
+        (home / f"account_{self.project_dir_name}.xml").write_text(
+            f"<account><master_url>{esc(master_url)}</master_url>"
+            f"<authenticator>local</authenticator></account>\n")
+
+        def file_ref(ref: SlotFile, main: bool = False) -> str:
+            return ("<file_ref>" f"<file_name>{esc(ref.physical_name)}</file_name>"
+                    + (f"<open_name>{esc(ref.open_name)}</open_name>" if ref.open_name else "")
+                    + ("<copy_file/>" if ref.copy_file else "")
+                    + ("<main_program/>" if main else "")
+                    + ("<optional/>" if ref.optional else "") + "</file_ref>\n")
+
+        infos = []
+        for ref in list(job.app_files) + list(job.input_files):
+            executable = "<executable/>" if ref.physical_name == job.main_program else ""
+            infos.append(f"<file_info><name>{esc(ref.physical_name)}</name><status>1</status>"
+                         f"{executable}</file_info>\n")
+        for ref in job.output_files:
+            infos.append(f"<file_info><name>{esc(ref.physical_name)}</name>"
+                         f"<max_nbytes>{ref.max_nbytes or 5e6:.0f}</max_nbytes>"
+                         f"<url>{esc(master_url)}file_upload_handler</url></file_info>\n")
+        app = esc(job.app_name)
+        version = max(1, job.version_num)
+        command_line = " ".join(job.command_line)
+        state = (
+            "<client_state>\n"
+            f"<project><master_url>{esc(master_url)}</master_url>"
+            f"<project_name>boinc-pymw local</project_name><dont_request_more_work/></project>\n"
+            f"<app><name>{app}</name></app>\n" + "".join(infos)
+            + f"<app_version><app_name>{app}</app_name><version_num>{version}</version_num>"
+            f"<platform>x86_64-pc-linux-gnu</platform><api_version>7.20.5</api_version>\n"
+            + "".join(file_ref(r, r.physical_name == job.main_program) for r in job.app_files)
+            + "</app_version>\n"
+            f"<workunit><name>{esc(job.wu_name)}</name><app_name>{app}</app_name>"
+            f"<version_num>{version}</version_num>"
+            f"<command_line>{esc(command_line)}</command_line>"
+            f"<rsc_fpops_est>{job.rsc_fpops_est:f}</rsc_fpops_est>"
+            f"<rsc_fpops_bound>{job.rsc_fpops_bound:f}</rsc_fpops_bound>"
+            f"<rsc_memory_bound>{job.rsc_memory_bound:f}</rsc_memory_bound>"
+            f"<rsc_disk_bound>{job.rsc_disk_bound:f}</rsc_disk_bound>\n"
+            + "".join(file_ref(r) for r in job.input_files) + "</workunit>\n"
+            f"<result><name>{esc(job.result_name)}</name><final_cpu_time>0</final_cpu_time>"
+            f"<exit_status>0</exit_status><state>2</state>"
+            f"<platform>x86_64-pc-linux-gnu</platform><version_num>{version}</version_num>"
+            f"<wu_name>{esc(job.wu_name)}</wu_name>"
+            f"<report_deadline>{time.time() + 7 * 86400:.0f}</report_deadline>\n"
+            + "".join(file_ref(r) for r in job.output_files) + "</result>\n"
+            "<user_network_request>3</user_network_request>\n</client_state>\n")
+        (home / "client_state.xml").write_text(state)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _client_result(state_file: Path, result_name: str) -> Optional[dict]:
+    """state, exit_status and stderr_out of one result in a client_state.xml."""
+    try:
+        text = state_file.read_text(errors="replace")
+    except OSError:
+        return None
+    for block in re.findall(r"<result>.*?</result>", text, re.S):
+        name = re.search(r"<name>(.*?)</name>", block)
+        if not name or html.unescape(name.group(1)) != result_name:
+            continue
+        state = re.search(r"<state>(-?\d+)</state>", block)
+        status = re.search(r"<exit_status>(-?\d+)</exit_status>", block)
+        stderr = re.search(r"<stderr_out>(.*?)</stderr_out>", block, re.S)
+        return {"state": int(state.group(1)) if state else 0,
+                "exit_status": int(status.group(1)) if status else 0,
+                "stderr_out": stderr.group(1) if stderr else ""}
+    return None
+
+
+def make_runner(root: Path | str, client: str = "auto", **kwargs) -> SlotRunner:
+    """``client``: "boinc" (the real client), "builtin" (ours) or "auto" (the
+    real one when ``boinc`` is installed)."""
+    if client not in ("auto", "boinc", "builtin"):
+        raise SlotError(f"client must be auto, boinc or builtin, not {client!r}")
+    if client == "boinc" or (client == "auto" and shutil.which(BoincClientRunner.client_program)):
+        if not shutil.which(BoincClientRunner.client_program):
+            raise SlotError("the BOINC client (boinc) is not installed "
+                            "(apt-get install boinc-client)")
+        return BoincClientRunner(root, **kwargs)
+    return SlotRunner(root, **kwargs)

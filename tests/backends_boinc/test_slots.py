@@ -5,7 +5,8 @@ import shutil
 import pytest
 
 from boinc_pymw.boinc.slots import (
-    ERR_FILE_MISSING, ERR_RSC_LIMIT_EXCEEDED, SlotError, SlotFile, SlotJob, SlotRunner,
+    ERR_FILE_MISSING, ERR_RSC_LIMIT_EXCEEDED, BoincClientRunner, SlotError, SlotFile, SlotJob,
+    SlotRunner,
     app_version_files, resolve_filename,
 )
 
@@ -115,3 +116,25 @@ def test_app_version_directory(tmp_path, boinc_api_app):
     by_name = {f.physical_name: f for f in files}
     assert set(by_name) == {"bapp_1.00", "helper.dat"}
     assert by_name["helper.dat"].open_name == "helper" and by_name["helper.dat"].copy_file
+
+
+@pytest.mark.parametrize("mode, ok, status, message", [
+    ("ok", True, 0, ""),
+    ("fail", False, 3, "process exited with code 3"),
+    ("crash", False, None, "process exited with code"),
+    ("nooutput", False, ERR_FILE_MISSING, "out.txt"),
+    ("nofinish", False, None, "without finishing the job"),
+])
+def test_under_the_real_boinc_client(tmp_path, boinc_api_app, mode, ok, status, message):
+    if not shutil.which("boinc"):
+        pytest.skip("needs the BOINC client (boinc-client; scripts/setup.sh installs it)")
+    runner = BoincClientRunner(tmp_path / "client")
+    outcome = runner.run(make_job(tmp_path, boinc_api_app, mode))
+    assert outcome.success is ok, outcome.message
+    if status is not None:
+        assert outcome.exit_status == status
+    assert message in outcome.message
+    assert f"mode {mode}" in outcome.stderr          # the app's stderr.txt came back
+    if ok:
+        # under the real client the app is not standalone either
+        assert outcome.outputs["wu_ok_0_r1_0"].read_text() == "hello|standalone=0\n"
