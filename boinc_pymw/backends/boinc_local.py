@@ -14,8 +14,8 @@ Data flow of one call::
         | replicas <wu>_0, <wu>_1, ... (target_nresults, more as BOINC's
         | transitioner would create them after errors or disagreement)
         v
-    SlotRunner: each replica in a BOINC-style slot, started as the client
-    starts it: launcher -> portable interpreter -> python -m boinc_pymw.worker
+    the real BOINC client (when installed) or our SlotRunner: each replica in
+    a BOINC slot: launcher -> portable interpreter -> python -m boinc_pymw.worker
         | outputs <result>_r<rand>_<n> in the upload dir, stderr.txt
         v
     the project's Validator: check_set over the successful replicas

@@ -22,6 +22,10 @@ Data flow for one job (paths relative to the runner's root)::
     after exit: copy_file outputs copied back, every output checked
     (present unless <optional/>, within <max_nbytes>) --> SlotOutcome
 
+:class:`BoincClientRunner` runs the same job under the real client instead
+(``boinc --exit_after_finish`` on a hand-written client state); use
+:func:`make_runner` to pick one.
+
 The rules follow the 7.20 client (client/app_start.cpp, app_control.cpp):
 link files are text files, not OS symlinks; an exit status of 0 without
 ``boinc_finish_called`` is not success; a missing output file is an error.
