@@ -339,7 +339,7 @@ class BoincBackend(Backend):
 
     def _load_existing(self) -> dict[str, dict]:
         rows = self.project.db.query(
-            "SELECT id, name, xml_doc FROM workunit WHERE batch=%s", (self.batch_id,))
+            "SELECT id, name FROM workunit WHERE batch=%s", (self.batch_id,))
         return {r["name"]: r for r in rows}
 
     # -- work ----------------------------------------------------------------------------------
@@ -348,22 +348,28 @@ class BoincBackend(Backend):
             raise RuntimeError("cannot submit to a BOINC back end after shutdown")
         new_jobs, known = [], []
         with self._lock:
-            for item in items:
-                index = self._next_index
-                self._next_index += 1
-                name = workunit_name(self.batch, index)
-                try:
-                    data = self._encode(item)
-                except Exception as exc:  # not JSON / not importable: this call fails
+            try:
+                for item in items:
+                    index = self._next_index
+                    self._next_index += 1
+                    name = workunit_name(self.batch, index)
+                    try:
+                        data = self._encode(item)
+                    except Exception as exc:  # not JSON / not importable: this call fails
+                        item.set_exception(exc)
+                        continue
+                    existing = self._existing.get(name)
+                    if existing is not None:
+                        self._check_same_input(name, data)
+                        known.append((name, item, existing["id"]))
+                    else:
+                        new_jobs.append((name, item, data))
+                created = self._create(new_jobs) if new_jobs else {}
+            except BaseException as exc:
+                # nothing of this call was submitted: no future may wait forever
+                for item in items:
                     item.set_exception(exc)
-                    continue
-                existing = self._existing.get(name)
-                if existing is not None:
-                    self._check_same_input(name, data)
-                    known.append((name, item, existing["id"]))
-                else:
-                    new_jobs.append((name, item, data))
-            created = self._create(new_jobs) if new_jobs else {}
+                raise
             for name, item, wu_id in known + [(n, i, created[n]) for n, i, _ in new_jobs]:
                 self._pending[name] = (item, wu_id)
                 item.future.add_done_callback(self._on_done_callback(name, wu_id))

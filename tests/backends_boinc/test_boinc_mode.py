@@ -98,3 +98,4 @@ def test_cancel_cancels_the_workunit_as_cancel_jobs(boinc_world):
     other = db.query_one("SELECT error_mask FROM workunit WHERE name='cancelled_0'")
     assert other["error_mask"] == 0
     assert not keep.done()
+    keep.cancel()                                # lets the collector thread end
