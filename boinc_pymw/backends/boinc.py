@@ -256,6 +256,17 @@ def outcome_from_record(record: dict, db=None, wu: Optional[dict] = None) -> tup
         return False, exc
 
 
+def _option(words: list, name: str) -> Optional[str]:
+    """The value of ``--name``/``-name`` (``X`` or ``=X``) in a daemon command."""
+    for i, word in enumerate(words):
+        for prefix in (f"--{name}", f"-{name}"):
+            if word == prefix and i + 1 < len(words):
+                return words[i + 1]
+            if word.startswith(prefix + "="):
+                return word[len(prefix) + 1:]
+    return None
+
+
 # -- the back end ---------------------------------------------------------------------------
 class BoincBackend(Backend):
     """Run each call as a BOINC workunit of one named batch (see module docstring)."""
@@ -333,8 +344,31 @@ class BoincBackend(Backend):
 
     # -- where the assimilator keeps results -------------------------------------------------------
     def default_results_dir(self) -> Path:
+        """The ``--store`` of the app's result-store assimilator in config.xml,
+        else that assimilator's default; warns when none is configured."""
+        import shlex
+
         from ._results_store import default_store_dir
 
+        for daemon in getattr(self.project.config, "daemons", ()):
+            try:
+                words = shlex.split(daemon.cmd)
+            except ValueError:
+                continue
+            if not words or "result_store" not in os.path.basename(words[0]) \
+                    or daemon.disabled:
+                continue
+            app = _option(words, "app")
+            if app != self.app_name:
+                continue
+            store = _option(words, "store")
+            if store:
+                return Path(store) if os.path.isabs(store) else Path(self.project.path) / store
+            return Path(default_store_dir(self.project, self.app_name))
+        log.warning("config.xml of %s lists no result-store assimilator for app %s: futures "
+                    "complete only once one runs (boinc_pymw daemon add "
+                    "result_store_assimilator --app %s)", self.project.path, self.app_name,
+                    self.app_name)
         return Path(default_store_dir(self.project, self.app_name))
 
     def _load_existing(self) -> dict[str, dict]:

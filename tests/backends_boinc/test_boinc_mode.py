@@ -2,6 +2,7 @@
 tests/backends_boinc/volunteers.py, every result really computed in a slot."""
 
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +100,19 @@ def test_cancel_cancels_the_workunit_as_cancel_jobs(boinc_world):
     assert other["error_mask"] == 0
     assert not keep.done()
     keep.cancel()                                # lets the collector thread end
+
+
+def test_results_store_follows_the_configured_assimilator(boinc_world, tmp_path, caplog):
+    from boinc_pymw.cli import main
+
+    w = boinc_world
+    master = boinc_master(w, "nostore")
+    assert "lists no result-store assimilator for app pymwapp" in caplog.text
+    assert master.backend.store.directory == Path(w.project.path) / "results_store"
+    master.shutdown(wait=False)
+    store = tmp_path / "elsewhere"
+    assert main(["daemon", "--project", w.project.path, "add", "result_store_assimilator",
+                 "--app", "pymwapp", "--store", str(store)]) == 0
+    master = boinc_master(w, "withstore")
+    assert master.backend.store.directory == store
+    master.shutdown(wait=False)
