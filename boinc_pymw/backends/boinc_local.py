@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import itertools
-import json
 import logging
 import os
 import queue
@@ -403,7 +402,7 @@ class BoincLocalBackend(Backend):
 
     # -- one workunit through the pipeline ---------------------------------------------------
     def _process(self, item: WorkItem, name: str, input_path: Path, module: str) -> None:
-        from ..boinc.slots import SlotFile, SlotJob
+        from ..boinc.slots import SlotFile
         from ..boinc.states import (AssimilateState, Outcome, ServerState, ValidateState,
                                     WuError)
         from ..boinc.validator import check_set

@@ -2,8 +2,6 @@
 
 import json
 
-import pytest
-
 from boinc_pymw import Master
 from boinc_pymw.cli import main
 
