@@ -431,13 +431,12 @@ class BoincBackend(Backend):
                 f"calls in the same order to reattach")
 
     def _create(self, jobs: list) -> dict[str, int]:
-        """Stage the inputs and create the workunits; returns name -> workunit id."""
+        """Stage the inputs and create the workunits (the batch's njobs grows with
+        them); returns name -> workunit id."""
         from ._boinc_submit import create_workunits
 
         ids = create_workunits(self.project, self.app, self.app_name, self.batch_id,
                                [(name, data) for name, _item, data in jobs], self.wu_fields)
-        self.project.db.execute("UPDATE batch SET njobs=njobs+%s WHERE id=%s",
-                                (len(jobs), self.batch_id))
         for name, _item, _data in jobs:
             self._existing[name] = {"id": ids[name], "name": name}
         return ids

@@ -17,8 +17,9 @@ from .hierarchy import dir_hier_path, dir_hier_url
 from .project import Project, find_project_dir
 
 __all__ = [
-    "ConfigError", "Daemon", "Database", "DatabaseError", "Project", "ProjectConfig",
-    "Task", "dir_hier_path", "dir_hier_url", "find_project_dir",
+    "BatchResult", "ConfigError", "CreateWorkError", "Daemon", "Database", "DatabaseError",
+    "Job", "Project", "ProjectConfig", "Task", "dir_hier_path", "dir_hier_url",
+    "find_project_dir",
     "Assimilator", "DeferAssimilation", "Validator", "TransientError", "Invalid",
 ]
 

@@ -424,7 +424,17 @@ def build_xml_doc(plan: TemplatePlan, files: list, command_line: Optional[str] =
 
 @dataclass
 class Job:
-    """One workunit to create (the arguments of Project.create_work)."""
+    """One workunit to create: the arguments of :func:`create_work` as a record.
+
+    A job of :func:`create_batch` may be a ``Job`` or a dict with the same
+    keys (a dict also takes the batch's defaults). ``app`` is an app name,
+    id or ``app`` row (dict); ``files`` pair, in order, with the input
+    template's ``<file_info>``s (a name, or ``(name, source)`` with source a
+    path or bytes); ``input_template``/``result_template`` default to
+    ``templates/<app>_in``/``_out``; ``name`` is the workunit name (a Job
+    needs one: only dict jobs are named ``<batch name>_<n>``); ``fields``
+    are workunit columns (``min_quorum``, ``rsc_fpops_est``, ``priority``, ...).
+    """
 
     app: Union[str, int]
     files: list
@@ -737,7 +747,14 @@ def create_batch(project, jobs: Iterable, *, batch_name: Optional[str] = None,
     or :class:`Job` objects. Names default to ``<batch name>_<n>``. Each
     distinct file is staged and checksummed once. Either every workunit and
     the batch row are written, or none. With ``batch_id`` the workunits join
-    that existing batch row (its njobs grows) instead of a new one.
+    that existing batch row (its njobs grows in the same transaction) instead
+    of a new one; their ``batch`` column is ``batch_id`` whatever the
+    template says.
+
+    Called inside an open ``project.db.transaction()``, it writes as part of
+    that transaction (no commit of its own): the caller's rollback takes back
+    the workunits, the batch row or the njobs increment with the rest.
+    Returns the batch id and the workunit ids in job order.
     """
     base = batch_name or _default_base(defaults.get("app", "batch"))
     job_list = [_as_job(job, defaults, i, base) for i, job in enumerate(jobs)]
@@ -783,17 +800,25 @@ def _stage_and_insert(ctx: _Context, db, jobs: list, batch_id: int, now: int) ->
     back every row; files of a chunk are staged before its rows are sent.
     Returns the id of the first row inserted.
     """
+    if len(jobs) <= PIPELINE_JOBS:       # one step: nothing to overlap, no thread
+        return insert_rows(db, "workunit", _rows(ctx, jobs, batch_id, now))
     from concurrent.futures import ThreadPoolExecutor
 
     first_id, pending = None, None
     with ThreadPoolExecutor(1, thread_name_prefix="create_batch_insert") as writer:
         for start in range(0, len(jobs), PIPELINE_JOBS):
-            rows = [_prepare(ctx, job, batch_id, now) for job in jobs[start:start + PIPELINE_JOBS]]
-            for row in rows:
-                row["batch"] = batch_id
+            rows = _rows(ctx, jobs[start:start + PIPELINE_JOBS], batch_id, now)
             if pending is not None:
                 done = pending.result()
                 first_id = done if first_id is None else first_id
             pending = writer.submit(insert_rows, db, "workunit", rows)
         done = pending.result()
     return done if first_id is None else first_id
+
+
+def _rows(ctx: _Context, jobs: list, batch_id: int, now: int) -> list:
+    """The workunit rows of ``jobs`` (files staged), all in batch ``batch_id``."""
+    rows = [_prepare(ctx, job, batch_id, now) for job in jobs]
+    for row in rows:
+        row["batch"] = batch_id
+    return rows

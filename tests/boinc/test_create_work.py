@@ -219,6 +219,35 @@ def test_batch_joining_an_existing_batch(project):
     assert _count(project) == 3
 
 
+@pytest.mark.parametrize("pipeline_jobs", [1000, 2], ids=["one-chunk", "many-chunks"])
+def test_jobs_joining_a_batch_inside_the_callers_transaction(project, pipeline_jobs,
+                                                              monkeypatch):
+    monkeypatch.setattr(cw, "PIPELINE_JOBS", pipeline_jobs)
+    first = project.create_batch([{"files": [("a", b"a")]}], app="sq", batch_name="b")
+    app = project.app("sq")
+
+    def jobs(tag):
+        return [cw.Job(app=app, files=[(f"{tag}{i}.in", b"%d" % i)], name=f"{tag}{i}",
+                       fields={"priority": 3}) for i in range(5)]
+
+    db = project.db
+    with pytest.raises(RuntimeError, match="caller gives up"):
+        with db.transaction():
+            project.create_batch(jobs("x"), batch_id=first.batch_id)
+            assert _count(project) == 6                 # visible inside the transaction
+            raise RuntimeError("caller gives up")
+    assert _count(project) == 1
+    assert db.query_one("SELECT njobs FROM batch WHERE id=%s", (first.batch_id,)) == {"njobs": 1}
+    with db.transaction():
+        more = project.create_batch(jobs("y"), batch_id=first.batch_id)
+    rows = db.query("SELECT id, name, batch, priority FROM workunit WHERE name LIKE %s "
+                    "ORDER BY id", ("y%",))
+    assert [r["id"] for r in rows] == more.workunit_ids
+    assert [r["name"] for r in rows] == [f"y{i}" for i in range(5)]
+    assert {(r["batch"], r["priority"]) for r in rows} == {(first.batch_id, 3)}
+    assert db.query_one("SELECT njobs FROM batch WHERE id=%s", (first.batch_id,)) == {"njobs": 6}
+
+
 @pytest.mark.parametrize("pipeline_jobs", [1000, 4], ids=["one-chunk", "many-chunks"])
 @pytest.mark.parametrize("breakage", ["missing file", "duplicate name", "existing name",
                                       "bad quorum"])
