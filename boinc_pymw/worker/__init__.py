@@ -16,8 +16,11 @@ Data flow (one process, one task; never any pickle)::
     master: decode_output(document) -> value, or raises the task's error
             (builtin exception types by name, otherwise TaskError)
 
-A task's own exception is an answer (exit status 0, so replicas agree); a
-broken job (bad input, function not importable, result not JSON) is a
+A task's own exception is an answer (exit status 0, so replicas agree): its
+record is made the same on every host (file names relative to their sys.path
+entry, no absolute directories, no memory addresses; see error_record), so the
+validators find a quorum. A hard crash prints the Python traceback to stderr
+(faulthandler), which BOINC returns as stderr_out. A broken job (bad input, function not importable, result not JSON) is a
 runtime failure: message on stderr, non-zero exit status.
 """
 

@@ -23,20 +23,39 @@ def function_reference(fn) -> str:
     if "<lambda>" in qualname or "<locals>" in qualname:
         raise TypeError(f"{module}.{qualname} is a lambda or a closure; remote workers can only "
                         "run functions defined at the top level of an importable module")
-    if module == "__main__":
+    from_main = module == "__main__"
+    if from_main:
         spec = getattr(sys.modules.get("__main__"), "__spec__", None)
         if spec is None or not spec.name or spec.name == "__main__":
             raise TypeError(f"{qualname} is defined in the script being run (__main__); move it "
                             "into a module the workers can import")
-        module = spec.name
+        module = spec.name  # the script was run as `python -m module`
     reference = f"{module}:{qualname}"
     try:
         found = resolve_reference(reference)
     except (ImportError, AttributeError) as exc:
         raise TypeError(f"{reference} cannot be imported back: {exc}") from None
-    if found is not fn and getattr(found, "__wrapped__", None) is not fn:
+    if found is not fn and getattr(found, "__wrapped__", None) is not fn \
+            and not (from_main and _same_definition(found, fn)):
         raise TypeError(f"{reference} imports a different object than the one given")
     return reference
+
+
+def _same_definition(a, b) -> bool:
+    """Under `python -m pkg.mod`, importing pkg.mod runs the file a second time, so
+    its functions are new objects: the same function when the (unwrapped) code
+    objects are equal and come from the same file."""
+    import inspect  # only here: the worker never needs it
+
+    if getattr(a, "__qualname__", None) != getattr(b, "__qualname__", None):
+        return False
+    try:
+        code_a = getattr(inspect.unwrap(a), "__code__", None)
+        code_b = getattr(inspect.unwrap(b), "__code__", None)
+    except ValueError:  # a __wrapped__ cycle
+        return False
+    return (code_a is not None and code_b is not None and code_a == code_b
+            and code_a.co_filename == code_b.co_filename)
 
 
 def resolve_reference(reference: str):

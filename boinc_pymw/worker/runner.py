@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import sys
-import traceback
 from pathlib import Path
 
 from .._atomic import write_atomic
@@ -14,6 +14,7 @@ from ..checkpoint import BoincPolicy, task_context
 from ..errors import BoincPymwError
 from .boinc_runtime import is_real, load_boinc, resolve_path
 from .codec import JobFormatError, resolve_reference
+from .error_record import error_record
 
 DEFAULT_CODE_NAME = "app_code.zip"
 RUNTIME_FAILURE = 1
@@ -78,21 +79,14 @@ def import_function(reference: str):
     return fn
 
 
-def _type_name(exc: BaseException) -> str:
-    cls = type(exc)
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-
-
 def run_task(fn, job: dict) -> dict:
-    """Call the task; its exception is part of the answer."""
+    """Call the task; its exception is part of the answer, recorded the same way on
+    every host (no absolute paths, no addresses, this frame left out) so that
+    replicas of a workunit agree (see error_record)."""
     try:
         value = fn(*job["args"], **job["kwargs"])
     except Exception as exc:
-        return {"ok": False, "error": {
-            "type": _type_name(exc),
-            "message": str(exc),
-            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-        }}
+        return {"ok": False, "error": error_record(exc, skip_frames=1)}
     return {"ok": True, "value": value}
 
 
@@ -110,11 +104,24 @@ def forget_working_directory() -> None:
     sys.path[:] = [p for p in sys.path if p not in ("", ".") and os.path.abspath(p) != cwd]
 
 
+def enable_faulthandler() -> None:
+    """A hard crash (SIGSEGV, SIGFPE, SIGABRT, SIGBUS, SIGILL; on Windows an access
+    violation) prints the Python traceback of every thread to stderr, which BOINC
+    returns as the result's stderr_out. Enabled after boinc.init(): under a client,
+    init() points stderr at the slot's stderr.txt, and it puts back the signal
+    handlers that were there before it."""
+    try:
+        faulthandler.enable(file=sys.stderr, all_threads=True)
+    except (AttributeError, ValueError, OSError):  # no usable stderr (pythonw, closed fd)
+        pass
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     forget_working_directory()
     boinc = load_boinc()
     boinc.init()
+    enable_faulthandler()
     try:
         job = read_job(resolve_path(boinc, args.input))
         add_code_paths(boinc, args.code)

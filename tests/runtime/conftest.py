@@ -39,3 +39,43 @@ def app_code_zip(tmp_path_factory) -> Path:
 def write_job(path: Path, function: str, *args, **kwargs) -> Path:
     path.write_text(json.dumps({"function": function, "args": list(args), "kwargs": kwargs}))
     return path
+
+
+def run_worker(cwd: Path, code: Path, *args: str, timeout: float = 60):
+    """`python -m boinc_pymw.worker --code CODE ARGS` under this Python, from `cwd`
+    (no PYTHONPATH: the task comes from CODE only)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, "-m", "boinc_pymw.worker", "--code", str(code), *args],
+                          cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def failing_replicas(tmp_path: Path) -> list[bytes]:
+    """The output.json of one failing task run as four replicas would be: from four
+    different directories, each with its own copy of the app code at a different
+    path (two unpacked directories, two zips). Returns the four outputs."""
+    import shutil
+
+    app_code_zip = tmp_path / "app_code.zip"
+    with zipfile.ZipFile(app_code_zip, "w") as zf:
+        zf.write(HERE / "app_code" / "pymw_runtime_tasks.py", "pymw_runtime_tasks.py")
+    outputs = []
+    for i, (kind, name) in enumerate([("dir", "a"), ("dir", "replica_b_with_a_longer_path"),
+                                      ("zip", "c"), ("zip", "d/deeper/still")]):
+        host = tmp_path / f"host{i}" / name
+        slot = host / "slots" / str(i)
+        slot.mkdir(parents=True)
+        if kind == "dir":
+            code = shutil.copytree(HERE / "app_code", host / "project" / "app_code",
+                                   ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (host / "project").mkdir()
+            code = shutil.copyfile(app_code_zip, host / "project" / "app_code.zip")
+        write_job(slot / "input.json", "pymw_runtime_tasks:fail_deep", "{bad")
+        proc = run_worker(slot, Path(code))
+        assert proc.returncode == 0, proc.stderr
+        outputs.append((slot / "output.json").read_bytes())
+    return outputs

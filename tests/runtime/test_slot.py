@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -74,6 +75,41 @@ def test_slot_task_exception_is_an_answer(tmp_path, linux_runtime, linux_launche
     assert output["error"]["type"] == "ValueError"
     assert output["error"]["message"] == "no good"
     assert "pymw_runtime_tasks.py" in output["error"]["traceback"]
+
+
+def test_slot_task_error_is_the_same_in_every_slot(tmp_path, linux_runtime, linux_launcher,
+                                                  app_code_zip):
+    """Two hosts: other BOINC data directories, so another copy of the runtime and the
+    app code, in another slot. The error records are byte-identical."""
+    job = write_job(tmp_path / "job.json", "pymw_runtime_tasks:fail_deep", "{bad")
+    outputs = []
+    for name in ("host_a", "host_b_whose_boinc_directory_is_elsewhere"):
+        root = tmp_path / name
+        root.mkdir()
+        slot = _slot(root, linux_runtime, linux_launcher, app_code_zip, job)
+        assert _run(slot) == 0, (slot / "stderr.txt").read_text()
+        outputs.append((root / "projects" / PROJECT / f"{root.name}_0_output").read_bytes())
+    assert outputs[0] == outputs[1]
+    text = outputs[0].decode()
+    assert str(tmp_path) not in text
+    error = json.loads(text)["error"]
+    assert error["message"] == ("cannot parse '{bad' for <pymw_runtime_tasks.Widget object "
+                                "at 0x...>; slot ., code pymw_runtime_tasks.py")
+    assert 'File "pymw_runtime_tasks.py", line ' in error["traceback"]
+    assert 'python311.zip/json/decoder.py", line ' in error["traceback"]  # as compiled in
+
+
+def test_slot_hard_crash_leaves_a_python_traceback_in_stderr_txt(tmp_path, linux_runtime,
+                                                                 linux_launcher, app_code_zip):
+    root = tmp_path / "crash"
+    root.mkdir()
+    job = write_job(tmp_path / "job.json", "pymw_runtime_tasks:crash")
+    slot = _slot(root, linux_runtime, linux_launcher, app_code_zip, job)
+    assert _run(slot) != 0
+    stderr = (slot / "stderr.txt").read_text()
+    assert "Fatal Python error: Segmentation fault" in stderr
+    assert re.search(r'File ".*pymw_runtime_tasks.py", line \d+ in crash', stderr), stderr
+    assert not (root / "projects" / PROJECT / f"{root.name}_0_output").exists()
 
 
 def test_slot_interpreter_view(tmp_path, linux_runtime, linux_launcher, app_code_zip):

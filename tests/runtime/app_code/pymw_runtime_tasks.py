@@ -1,5 +1,6 @@
 """Task functions the runtime tests ship as an app version's own code (app_code.zip)."""
 
+import json
 import os
 import signal
 import sys
@@ -15,6 +16,26 @@ def add(a, b):
 
 def fail(message):
     raise ValueError(message)
+
+
+class Widget:
+    """Its default repr carries a memory address."""
+
+
+def fail_deep(text):
+    """Fails inside the standard library, chained, with machine-specific text in the message."""
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        raise RuntimeError(f"cannot parse {text!r} for {Widget()!r}; "
+                           f"slot {os.getcwd()}, code {os.path.abspath(__file__)}") from exc
+
+
+def crash():
+    """A hard crash: reads an unmapped address."""
+    import ctypes
+
+    return ctypes.string_at(8, 1)  # (string_at(0, n) reads nothing: no fault)
 
 
 def not_json():
