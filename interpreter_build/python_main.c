@@ -79,6 +79,11 @@ int main(int argc, char **argv)
     config.site_import = 0;             /* no site-packages of any machine */
     config.write_bytecode = 0;          /* the runtime is read-only on volunteers' hosts */
     config.module_search_paths_set = 1;
+    /* Replicas of one workunit run on different hosts and must write
+       byte-identical output: a fixed hash seed keeps set and dict-of-str
+       iteration order the same everywhere. */
+    config.use_hash_seed = 1;
+    config.hash_seed = 0;
 
     PyStatus status = PyConfig_SetBytesArgv(&config, argc, argv);
     if (!PyStatus_Exception(status)) status = set_path(&config, &config.home, dir);

@@ -115,6 +115,15 @@ def test_manifest_and_launcher_config(linux_runtime):
     assert linux_runtime.packed_bytes == linux_runtime.archive.stat().st_size
 
 
+def test_string_hashing_is_the_same_in_every_run(linux_runtime):
+    """Replicas on different hosts must agree, even on set iteration order."""
+    code = "import sys; print(hash('boinc'), list({'a', 'b', 'c', 'd', 'e'}), sys.flags.hash_randomization)"
+    runs = {subprocess.run([str(linux_runtime.interpreter), "-c", code], capture_output=True,
+                           text=True, check=True).stdout for _ in range(3)}
+    assert len(runs) == 1
+    assert runs.pop().split()[-1] == "0"
+
+
 def test_cli_builds_and_prints_sizes(tmp_path, capsys):
     out = tmp_path / "rt"
     assert cli_main(["build-interpreter", "--platform", "x86_64-pc-linux-gnu", "--out", str(out)]) == 0
