@@ -48,6 +48,7 @@ from xml.sax.saxutils import escape
 
 from ..errors import BoincPymwError
 from . import signing
+from .slots import file_md5
 
 #: The BOINC API version the portable interpreter links (Debian bookworm's libboinc_api).
 DEFAULT_API_VERSION = "7.20.5"
@@ -337,21 +338,13 @@ class _PlatformPlan:
     existing_id: Optional[int] = None   # app_version row with the same xml_doc
 
 
-def _md5_of(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _same_tree(a: Path, b: Path) -> bool:
     def listing(root: Path):
         return sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
     names = listing(a)
     if names != listing(b):
         return False
-    return all((a / n).is_dir() or _md5_of(a / n) == _md5_of(b / n) for n in names)
+    return all((a / n).is_dir() or file_md5(a / n) == file_md5(b / n) for n in names)
 
 
 class _Undo:
@@ -503,7 +496,7 @@ def _prepare_platform(project_dir, work, app_name, version, version_num, platfor
     os.chmod(stage / launcher_name, 0o755)
 
     packed = _pack_runtime(runtime_source, work / f"runtime-{platform}.zip")
-    runtime_name = f"boinc_pymw_runtime_{platform}_{_md5_of(packed)[:12]}.zip"
+    runtime_name = f"boinc_pymw_runtime_{platform}_{file_md5(packed)[:12]}.zip"
     os.replace(packed, stage / runtime_name)
 
     files = [AppVersionFile(launcher_name, stage / launcher_name, main_program=True, executable=True),
@@ -519,7 +512,7 @@ def _prepare_platform(project_dir, work, app_name, version, version_num, platfor
     api = api_version or _runtime_manifest(runtime_source).get("boinc_api") or DEFAULT_API_VERSION
     signed = []
     for f in files:
-        md5 = _md5_of(f.source)
+        md5 = file_md5(f.source)
         signature = None
         if private_key is not None:
             signature = signing.sign_md5(md5, private_key)
@@ -561,7 +554,7 @@ def _check_download_dir(download_dir: Path, plans) -> dict:
             name = f.file.physical_name
             target = download_dir / name
             if target.exists():
-                if not target.is_file() or _md5_of(target) != f.md5:
+                if not target.is_file() or file_md5(target) != f.md5:
                     raise ImmutableFileError(
                         f"{target} exists with other content than {name} of this app version. "
                         f"BOINC files are immutable: a changed file needs a new name "

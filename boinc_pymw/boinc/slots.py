@@ -172,6 +172,7 @@ def resolve_filename(logical_name: str, directory: Path | str = ".") -> Path:
 
 
 def file_md5(path: Path) -> str:
+    """The hex md5 of a file's bytes (install-app and the slot runner use it)."""
     digest = hashlib.md5()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
