@@ -111,6 +111,25 @@ def encode_input(job: dict) -> bytes:
     return json.dumps(job, sort_keys=True, separators=(",", ":")).encode()
 
 
+def encode_call(item: WorkItem) -> dict:
+    """The job document of one call; a chunk of calls is refused (one call per workunit)."""
+    from ..master import run_chunk
+    from ..worker import encode_task
+
+    if item.fn is run_chunk:
+        raise BoincPymwError("the BOINC back ends run one call per workunit: "
+                             "use map(..., chunksize=1) (the default)")
+    return encode_task(item.fn, item.args, item.kwargs)
+
+
+def changed_input_error(batch: str, name: str, path: Any) -> BoincPymwError:
+    """Reattaching: call ``name`` has other input than its workunit's file ``path``."""
+    return BoincPymwError(
+        f"batch {batch}: call {name.rsplit('_', 1)[1]} differs from the workunit "
+        f"{name} submitted before ({path}); use a new batch name, or submit the same "
+        f"calls in the same order to reattach")
+
+
 def stderr_excerpt(text: Any, limit: int = STDERR_EXCERPT_CHARS) -> str:
     """The client's message and the tail of stderr.txt from ``result.stderr_out``."""
     if text is None:
@@ -410,13 +429,7 @@ class BoincBackend(Backend):
         self._wake.set()
 
     def _encode(self, item: WorkItem) -> bytes:
-        from ..master import run_chunk
-        from ..worker import encode_task
-
-        if item.fn is run_chunk:
-            raise BoincPymwError("the BOINC back ends run one call per workunit: "
-                                 "use map(..., chunksize=1) (the default)")
-        return encode_input(encode_task(item.fn, item.args, item.kwargs))
+        return encode_input(encode_call(item))
 
     def _check_same_input(self, name: str, data: bytes) -> None:
         path = Path(self.project.download_path(input_file_name(name)))
@@ -425,10 +438,7 @@ class BoincBackend(Backend):
         except OSError:
             return   # the input was already deleted by the file_deleter: trust the name
         if old != data:
-            raise BoincPymwError(
-                f"batch {self.batch}: call {name.rsplit('_', 1)[1]} differs from the workunit "
-                f"{name} submitted before ({path}); use a new batch name, or submit the same "
-                f"calls in the same order to reattach")
+            raise changed_input_error(self.batch, name, path)
 
     def _create(self, jobs: list) -> dict[str, int]:
         """Stage the inputs and create the workunits (the batch's njobs grows with

@@ -47,11 +47,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from .._atomic import write_atomic
 from ..errors import BoincPymwError
 from .base import Backend, WorkItem
-from .boinc import (BoincBackend, ResultsStore, check_batch_name, encode_input,
-                    input_file_name, new_batch_name, outcome_from_record, stderr_excerpt,
-                    workunit_name)
+from .boinc import (BoincBackend, ResultsStore, changed_input_error, check_batch_name,
+                    encode_call, encode_input, input_file_name, new_batch_name,
+                    outcome_from_record, stderr_excerpt, workunit_name)
 
 log = logging.getLogger("boinc_pymw.backends.boinc_local")
 
@@ -346,34 +347,22 @@ class BoincLocalBackend(Backend):
     def submit(self, items: Sequence[WorkItem]) -> None:
         if self._closed:
             raise RuntimeError("cannot submit to a BOINC back end after shutdown")
-        from ..worker import encode_task
-
-        from ..master import run_chunk
-
         with self._lock:
             for item in items:
                 index = self._next_index
                 self._next_index += 1
                 name = workunit_name(self.batch, index)
                 try:
-                    if item.fn is run_chunk:
-                        raise BoincPymwError("the BOINC back ends run one call per workunit: "
-                                             "use map(..., chunksize=1) (the default)")
-                    job = encode_task(item.fn, item.args, item.kwargs)
+                    job = encode_call(item)
                 except Exception as exc:
                     item.set_exception(exc)
                     continue
                 data = encode_input(job)
                 path = self.download_dir / input_file_name(name)
                 if path.exists() and path.read_bytes() != data:
-                    raise BoincPymwError(
-                        f"batch {self.batch}: call {index} differs from the workunit {name} "
-                        f"submitted before ({path}); use a new batch name, or submit the same "
-                        f"calls in the same order to reattach")
+                    raise changed_input_error(self.batch, name, path)
                 if not path.exists():
-                    tmp = path.with_name(f".{path.name}.tmp")
-                    tmp.write_bytes(data)
-                    os.replace(tmp, path)
+                    write_atomic(path, data)
                 module = job["function"].partition(":")[0]
                 self._queued.add(item)
                 self._workunits.submit(self._run_workunit, item, name, path, module)
