@@ -354,10 +354,10 @@ class BoincLocalBackend(Backend):
                 name = workunit_name(self.batch, index)
                 try:
                     job = encode_call(item)
-                except Exception as exc:
+                    data = encode_input(job)
+                except Exception as exc:  # this call only: the rest of the submit goes on
                     item.set_exception(exc)
                     continue
-                data = encode_input(job)
                 path = self.download_dir / input_file_name(name)
                 if path.exists() and path.read_bytes() != data:
                     raise changed_input_error(self.batch, name, path)

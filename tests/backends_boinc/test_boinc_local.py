@@ -63,3 +63,13 @@ def test_restart_with_the_same_batch_runs_nothing_twice(tmp_path, local_cache):
     with local_master(tmp_path, local_cache, batch="again", quorum=1) as master:
         with pytest.raises(Exception, match="differs from the workunit again_0"):
             master.submit(tasks.logged_square, str(log), 5)
+
+
+def test_an_unencodable_call_fails_alone(tmp_path, local_cache):
+    # sort_keys cannot order {1, "a"}: only that call's future fails
+    with local_master(tmp_path, local_cache, batch="mixed", quorum=1, client="builtin") as master:
+        bad = master.submit(tasks.add, {1: 1, "a": 2}, 0)
+        good = master.submit(tasks.add, 1, 2)
+        with pytest.raises(TypeError):
+            bad.result()
+        assert good.result() == 3
