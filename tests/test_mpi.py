@@ -1,4 +1,5 @@
-"""The MPI back end with real MPI ranks (Debian's MPICH and its mpiexec).
+"""The MPI back end with real MPI ranks (MPICH and its mpiexec: Debian's
+4.0.2, or the PyPI ``mpich`` wheel with mpi4py's binary wheel).
 
 Each test writes a small user script, runs it under ``mpiexec`` (rank 0 is the
 master, the other ranks its workers) and checks what the script printed.
@@ -16,7 +17,9 @@ import textwrap
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MPIEXEC = shutil.which("mpiexec")
+# The PyPI mpich wheel puts its mpiexec beside the venv's python.
+_VENV_MPIEXEC = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+MPIEXEC = _VENV_MPIEXEC if os.access(_VENV_MPIEXEC, os.X_OK) else shutil.which("mpiexec")
 
 pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not installed (apt-get install mpich)")
 
@@ -34,15 +37,17 @@ HEADER = textwrap.dedent("""\
 
 
 def run_script(tmp_path, body: str, *, ranks: int = 3, launcher=("-m", "boinc_pymw.backends.mpi"),
-               mpiexec_options=(), args=("-i", "mpi"), timeout: float = 120):
+               mpiexec_options=(), args=("-i", "mpi"), timeout: float = 120, env=None):
     script = tmp_path / "user_script.py"
     script.write_text(HEADER + textwrap.dedent(body))
     cmd = [sys.executable, *launcher, str(script), *args]
     if ranks:
         cmd = [MPIEXEC, *mpiexec_options, "-n", str(ranks), *cmd]
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
     env.pop("BOINC_PYMW_INTERFACE", None)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=env)
+    # Own session: hydra signals a spawning singleton's whole process group.
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp_path,
+                          env=env, start_new_session=True)
     reports = [json.loads(line[len("REPORT "):]) for line in proc.stdout.splitlines()
                if line.startswith("REPORT ")]
     return proc, reports
@@ -196,14 +201,19 @@ def test_a_dead_rank_fails_its_tasks_with_worker_lost_and_the_rest_finish(tmp_pa
 
 
 def _spawn_supported() -> bool:
-    """Can this MPI library run MPI_Comm_spawn at all? (Debian 12's MPICH 4.0
-    with the ch4:ucx device cannot.)"""
+    """Can this MPI library run MPI_Comm_spawn at all? Debian 12's MPICH 4.0.2
+    (ch4:ucx) cannot: "MPIDI_UCX_get_local_upids: The function is currently not
+    supported with ucx netmod". PyPI's mpich 5 wheel can (with its own mpiexec
+    first on PATH, which the back end arranges as the test below checks)."""
     code = ("import sys; from mpi4py import MPI\n"
+            "from boinc_pymw.backends import _mpi_runtime as rt\n"
+            "rt.use_library_mpiexec(MPI)\n"
             "c = MPI.COMM_SELF.Spawn(sys.executable, ['-c', 'from mpi4py import MPI; "
             "MPI.Comm.Get_parent().Disconnect()'], maxprocs=1)\nc.Disconnect()\n")
     try:
-        return subprocess.run([sys.executable, "-c", code], capture_output=True,
-                              timeout=60).returncode == 0
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60,
+                              env=dict(os.environ, PYTHONPATH=ROOT),
+                              start_new_session=True).returncode == 0
     except subprocess.TimeoutExpired:
         return False
 
@@ -215,17 +225,60 @@ def spawn_supported():
 
 def test_master_alone_spawns_its_workers(tmp_path, spawn_supported):
     if not spawn_supported:
-        pytest.skip("this MPI library cannot MPI_Comm_spawn")
+        pytest.skip("this MPI library cannot MPI_Comm_spawn (Debian 12's MPICH 4.0.2 "
+                    "cannot; PyPI's mpich wheel can)")
+    # Debian's /usr/bin/mpiexec first on PATH, as on a machine with both MPICHs:
+    # the back end must still start the singleton's mpiexec of its own MPICH.
+    path = os.pathsep.join(["/usr/bin", os.environ.get("PATH", "")])
     proc, reports = run_script(tmp_path, """
+        def where(_):
+            return os.getpid()
+
         if __name__ == "__main__":
             args = add_arguments(argparse.ArgumentParser()).parse_args()
             with Master.from_args(args) as master:
                 total = sum(master.map(abs, range(-100, 100)))
+                pids = set(master.map(where, range(200), chunksize=1))
+                blob = os.urandom(1 << 20)
+                echoed = master.submit(bytes.upper, blob).result() == blob.upper()
                 status = master.get_status()
-            report(total=total, workers=status["workers"], mode=status["mpi_mode"])
-        """, ranks=0, args=("-i", "mpi", "-n", "2"))
+            report(total=total, workers=status["workers"], mode=status["mpi_mode"],
+                   worker_pids=len(pids), master_pid_used=os.getpid() in pids, echoed=echoed)
+        """, ranks=0, args=("-i", "mpi", "-n", "2"), env={"PATH": path})
     assert proc.returncode == 0, proc.stderr
-    assert reports == [{"total": 10000, "workers": 2, "mode": "spawn"}]
+    assert reports == [{"total": 10000, "workers": 2, "mode": "spawn", "worker_pids": 2,
+                        "master_pid_used": False, "echoed": True}]
+
+
+def test_spawn_uses_the_mpiexec_of_the_loaded_mpich(tmp_path):
+    """A singleton's MPI_Comm_spawn runs the first ``mpiexec`` on PATH; the back
+    end puts the loaded MPICH's own one first (another MPICH's hydra rejects
+    ``-pmi_args`` and the spawn then waits forever)."""
+    decoy = tmp_path / "bin"
+    decoy.mkdir()
+    (decoy / "mpiexec").write_text("#!/bin/sh\necho decoy; exit 1\n")
+    (decoy / "mpiexec").chmod(0o755)
+    code = textwrap.dedent("""\
+        import json, os, shutil, subprocess
+        from mpi4py import MPI
+        from boinc_pymw.backends import _mpi_runtime as rt
+        before = shutil.which("mpiexec")
+        rt.use_library_mpiexec(MPI)
+        after = shutil.which("mpiexec")
+        version = subprocess.run([after, "--version"], capture_output=True, text=True).stdout
+        print(json.dumps({"before": before, "after": after, "hydra": version,
+                          "library": MPI.Get_library_version()}))
+        """)
+    env = dict(os.environ, PYTHONPATH=ROOT, PATH=os.pathsep.join([str(decoy), os.environ["PATH"]]))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.splitlines()[-1])
+    assert out["before"] == str(decoy / "mpiexec")
+    assert out["after"] != out["before"]
+    library_version = out["library"].split("MPICH Version:")[1].split()[0]
+    hydra_version = out["hydra"].split("Version:")[1].split()[0]
+    assert hydra_version == library_version
 
 
 def test_master_alone_without_spawn_says_how_to_start_workers(tmp_path, spawn_supported):

@@ -296,6 +296,36 @@ class Dispatcher:
         while waiting and time.monotonic() < deadline:
             waiting = [s for s in waiting if not MPI.Request.Testall(s[0])]
             time.sleep(0.001)
+        self._drain_until_stopped()
+
+    def _drain_until_stopped(self) -> None:
+        """Receive (and drop) what the live workers still send, up to their
+        STOPPED: MPICH 4.1+ fails MPI_Finalize and Comm_disconnect while a
+        message is unmatched. A worker sees STOP only after the tasks it holds,
+        so it is waited for while it keeps sending heartbeats; one silent for
+        ``heartbeat_timeout`` is declared lost (and MPI_Finalize skipped)."""
+        MPI = self.MPI
+        status = MPI.Status()
+        backoff = wire.Backoff(longest=0.01)
+        started = time.monotonic()
+        waiting = {id(w): w for w in self.workers if w.alive}
+        while waiting:
+            for comm in self._comms:
+                while comm.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
+                    source, tag, _frames = wire.receive(MPI, comm, status)
+                    worker = self._by_source[(id(comm), source)]
+                    worker.last_seen = time.monotonic()
+                    if tag in (wire.STOPPED, wire.BYE):
+                        waiting.pop(id(worker), None)
+                    backoff.reset()
+            now = time.monotonic()
+            for worker in list(waiting.values()):
+                if now - max(worker.last_seen, started) > self.heartbeat_timeout:
+                    waiting.pop(id(worker))
+                    self._lose(worker, f"MPI worker {worker.label} did not answer STOP "
+                                       f"(nothing from it for {self.heartbeat_timeout:g} s)")
+            if waiting:
+                backoff.wait()
 
 
 def _calls(batch: list) -> list:

@@ -11,7 +11,13 @@ for data that comes back from BOINC volunteers).
     master <--RESULTS [(id, outcome...), ...], busy seconds-- worker
     master <--HEARTBEAT (empty, every interval)------------- worker
     master --STOP {"finalize": bool}-----------------------> worker
+    master <--STOPPED (empty; the rank's last message)------ worker
     master <--BYE "why" (worker loop failed, rank exits)---- worker
+
+The master receives everything up to each worker's STOPPED before it
+finalizes or disconnects: MPICH 4.1 and later refuse MPI_Finalize (and
+Comm_disconnect) while a received message is still unmatched, and a
+heartbeat may be on its way when STOP arrives.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ HEARTBEAT = 13
 STOP = 14
 BYE = 15
 DATA = 16      # a big buffer that follows its message's head
+STOPPED = 17   # a worker's answer to STOP: nothing more comes from it
 
 #: seconds between a worker's heartbeats (the master's timeout is larger)
 HEARTBEAT_INTERVAL = 1.0

@@ -12,12 +12,19 @@ Two ways to get worker ranks:
 MPI_Finalize waits for every rank, so it hangs once a rank has died. mpi4py's
 own finalize-at-exit is therefore switched off when this module imports MPI
 first, and :func:`_at_exit` finalizes only when no rank was lost.
+
+A worker process ends with :func:`exit_process`, not ``os._exit``: MPICH 4.1
+and later tell the process manager "finalize" from a C ``atexit`` handler, and
+hydra treats a rank that closes its PMI connection without it as crashed (it
+then kills the other ranks, the master included).
 """
 
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
+import shutil
 import sys
 import threading
 
@@ -75,6 +82,7 @@ def spawn_pool(n: int, heartbeat_timeout: float):
     from ._mpi_dispatcher import Dispatcher, RemoteWorker
 
     MPI = import_mpi()
+    use_library_mpiexec(MPI)
     comms = []
     try:
         for _ in range(n):
@@ -95,6 +103,70 @@ def spawn_pool(n: int, heartbeat_timeout: float):
     with _lock:
         _spawned.append(pool)
     return pool
+
+
+def _loaded_libmpi() -> str | None:
+    """Path of the MPI library this process has loaded (Linux), or None."""
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.split(None, 5)[-1].strip()
+                name = os.path.basename(path)
+                if name.startswith(("libmpi.so", "libmpich.so", "libmpi_abi.so")):
+                    return path
+    except OSError:
+        pass
+    return None
+
+
+def library_mpiexec(MPI) -> str | None:
+    """The ``mpiexec`` shipped with the MPICH library loaded here (the PyPI
+    ``mpich`` package puts it in the venv's bin/, Debian's in /usr/bin), or
+    None when the library is not MPICH or no such mpiexec is found."""
+    if not MPI.Get_library_version().startswith("MPICH"):
+        return None
+    libmpi = _loaded_libmpi()
+    if libmpi is None:
+        return None
+    libdir = os.path.dirname(os.path.realpath(libmpi))
+    for up in (os.pardir, os.path.join(os.pardir, os.pardir)):
+        candidate = os.path.normpath(os.path.join(libdir, up, "bin", "mpiexec"))
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def use_library_mpiexec(MPI) -> None:
+    """Put the loaded MPICH's own ``mpiexec`` first on PATH.
+
+    A master started without mpiexec is an MPI singleton; its first
+    MPI_Comm_spawn makes MPICH run ``mpiexec -pmi_args ...`` found on PATH.
+    Another MPICH's mpiexec (say Debian's /usr/bin/mpiexec next to the PyPI
+    ``mpich`` wheel) rejects those arguments and the spawn then waits forever.
+    """
+    mpiexec = library_mpiexec(MPI)
+    if mpiexec is None:
+        return
+    first = shutil.which("mpiexec")
+    if first is not None and os.path.realpath(first) == os.path.realpath(mpiexec):
+        return
+    os.environ["PATH"] = os.pathsep.join(
+        [os.path.dirname(mpiexec)] + [p for p in os.environ.get("PATH", "").split(os.pathsep) if p])
+
+
+def exit_process(code: int = 0) -> None:
+    """End a worker process now, without running the rest of the user's script
+    or Python's teardown, but with the C library's ``atexit`` handlers: MPICH
+    4.1+ sends its PMI "finalize" from one (see the module docstring)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        libc = ctypes.CDLL(None)
+        libc.exit.argtypes = [ctypes.c_int]
+        libc.exit(code)
+    except (OSError, AttributeError):
+        pass
+    os._exit(code)
 
 
 def stop_spawned(dispatcher) -> None:
@@ -118,11 +190,9 @@ def serve_as_world_worker() -> None:
 
     MPI = import_mpi()
     finalize = serve(MPI, MPI.COMM_WORLD, 0)
-    sys.stdout.flush()
-    sys.stderr.flush()
     if finalize:
         MPI.Finalize()
-    os._exit(0)
+    exit_process(0)
 
 
 def stop_world() -> None:

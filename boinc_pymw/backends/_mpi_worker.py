@@ -16,7 +16,6 @@ Run as ``python -m boinc_pymw.backends._mpi_worker`` by ``MPI_Comm_spawn``
 from __future__ import annotations
 
 import collections
-import os
 import signal
 import sys
 import threading
@@ -100,6 +99,8 @@ def serve(MPI, comm, master: int = 0, heartbeat_interval: float = wire.HEARTBEAT
                 _, tag, frames = wire.receive(MPI, comm, status)
                 backoff.reset()
                 if tag == wire.STOP:
+                    heartbeat.stop()  # so that STOPPED is this rank's last message
+                    wire.send(MPI, comm, master, wire.STOPPED, wire.encode(None))
                     return bool(wire.decode(frames).get("finalize", True))
                 if tag == wire.TASKS:
                     ids = wire.decode_prefix(frames)
@@ -130,7 +131,7 @@ def serve(MPI, comm, master: int = 0, heartbeat_interval: float = wire.HEARTBEAT
 
 def main() -> int:
     """Entry point of a spawned worker: serve the parent, then disconnect."""
-    from ._mpi_runtime import import_mpi
+    from ._mpi_runtime import exit_process, import_mpi
 
     MPI = import_mpi()
     parent = MPI.Comm.Get_parent()
@@ -143,9 +144,7 @@ def main() -> int:
     if finalize:
         parent.Disconnect()
         MPI.Finalize()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    exit_process(0)
 
 
 if __name__ == "__main__":

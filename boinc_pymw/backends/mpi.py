@@ -11,7 +11,10 @@ messages (``_mpi_protocol``). Run with workers from mpiexec::
 
 (``mpiexec -n 5 python script.py`` works too: ranks 1..4 turn into workers when
 the script creates its Master.) Run alone, the master spawns ``-n`` workers
-with MPI_Comm_spawn if the MPI library can (Debian 12's MPICH cannot).
+with MPI_Comm_spawn if the MPI library can: PyPI's ``mpich`` wheel (5.x) can,
+Debian 12's MPICH 4.0.2 (ch4:ucx) cannot. A spawned worker that dies takes the
+master with it (hydra's singleton mpiexec kills the job): the WorkerLost
+handling below is for the mpiexec mode.
 
 A task's exception is re-raised by its future with the remote traceback as
 ``__cause__``. A rank that dies fails its tasks with ``WorkerLost`` once its
