@@ -48,7 +48,8 @@ def import_mpi():
         except ImportError:
             raise BoincPymwError(
                 "the MPI back end needs mpi4py: pip install 'boinc-pymw[mpi]' "
-                "(build it against your MPI library: MPICC=mpicc pip install --no-binary mpi4py mpi4py)"
+                "(or PyPI's MPICH with mpi4py's binary wheel: pip install mpich mpi4py; or mpi4py "
+                "built against your own MPI: MPICC=mpicc pip install --no-binary mpi4py mpi4py)"
             ) from None
         mpi4py.rc.finalize = False
         _we_finalize = True
