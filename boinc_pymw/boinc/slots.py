@@ -402,19 +402,26 @@ class SlotRunner:
                 inside = slot_dir / ref.slot_name
                 if inside.exists():
                     shutil.copy2(inside, self.project_dir / ref.physical_name)
+        problem = self._output_problem(job)
+        if problem:
+            return fail(*problem)
+        return SlotOutcome(job.result_name, 0, True, "", stderr,
+                           self._present_outputs(job), elapsed, fraction, None)
+
+    def _output_problem(self, job):
+        """``(error code, message)`` for the first missing or oversized output, as
+        the client would report it before uploading; None when all are fine."""
         for ref in job.output_files:
             path = self.project_dir / ref.physical_name
             if not path.exists():
                 if ref.optional:
                     continue
-                return fail(ERR_FILE_MISSING,
-                            f"output file {ref.slot_name} ({ref.physical_name}) absent")
-            if ref.max_nbytes and path.stat().st_size > ref.max_nbytes:
-                return fail(ERR_FILE_TOO_BIG,
-                            f"output file {ref.slot_name} is {path.stat().st_size} bytes, "
-                            f"over its max_nbytes {ref.max_nbytes:.0f}")
-        return SlotOutcome(job.result_name, 0, True, "", stderr,
-                           self._present_outputs(job), elapsed, fraction, None)
+                return ERR_FILE_MISSING, f"output file {ref.slot_name} ({ref.physical_name}) absent"
+            size = path.stat().st_size
+            if ref.max_nbytes and size > ref.max_nbytes:
+                return (ERR_FILE_TOO_BIG, f"output file {ref.slot_name} is {size} bytes, "
+                                          f"over its max_nbytes {ref.max_nbytes:.0f}")
+        return None
 
     def _present_outputs(self, job) -> dict:
         found = {}
@@ -607,17 +614,9 @@ class BoincClientRunner(SlotRunner):
         if not (home / "slots" / "0" / FINISH_CALLED_FILE).exists():
             log_text = _read_tail(home / "client.log", 4000)
             return fail(-1, "the BOINC client ended without finishing the job:\n" + log_text)
-        for ref in job.output_files:
-            path = self.project_dir / ref.physical_name
-            if not path.exists():
-                if ref.optional:
-                    continue
-                return fail(ERR_FILE_MISSING,
-                            f"output file {ref.slot_name} ({ref.physical_name}) absent")
-            if ref.max_nbytes and path.stat().st_size > ref.max_nbytes:
-                return fail(ERR_FILE_TOO_BIG,
-                            f"output file {ref.slot_name} is {path.stat().st_size} bytes, "
-                            f"over its max_nbytes {ref.max_nbytes:.0f}")
+        problem = self._output_problem(job)
+        if problem:
+            return fail(*problem)
         return SlotOutcome(job.result_name, 0, True, "", stderr, self._present_outputs(job),
                            elapsed, None, None)
 
