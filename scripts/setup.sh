@@ -19,7 +19,7 @@ APT_PACKAGES=(
   # Windows cross-build and test
   mingw-w64 wine wine64
   # MPI back end
-  mpich libmpich-dev
+  mpich
   # a filesystem view without the host's Python (interpreter test)
   bubblewrap
 )
@@ -57,8 +57,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip setuptools wheel
 .venv/bin/python -m pip install -q -e ".[test,progress,condor]"
-# mpi4py built against Debian's MPICH (PyPI's wheel looks for another libmpi).
-if ! .venv/bin/python -c "import mpi4py" >/dev/null 2>&1; then
-  MPICC=mpicc .venv/bin/python -m pip install -q --no-binary mpi4py "mpi4py>=3.1"
+# MPI: PyPI's MPICH (5.x, where MPI_Comm_spawn works; Debian 12's 4.0.2 with
+# ch4:ucx refuses it) and mpi4py's binary wheel, which loads the venv's libmpi.
+# --force-reinstall replaces an mpi4py built earlier against Debian's MPICH.
+if [ ! -x .venv/bin/mpiexec ]; then
+  .venv/bin/python -m pip install -q "mpich>=4.1,<6"
+  .venv/bin/python -m pip install -q --force-reinstall --no-deps --only-binary mpi4py "mpi4py>=4.0"
 fi
 echo "setup: done (.venv ready)"
