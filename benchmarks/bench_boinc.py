@@ -27,7 +27,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
-from backends_boinc import tasks  # noqa: E402
+from backends.boinc import tasks  # noqa: E402
 from boinc_pymw import Master  # noqa: E402
 
 

@@ -27,7 +27,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from boinc_pymw.boinc.assimilator import Assimilator  # noqa: E402
-from boinc_pymw.boinc.simulate import add_app_version, bulk_ready_workunits  # noqa: E402
+from boinc_pymw.local.simulate import add_app_version, bulk_ready_workunits  # noqa: E402
 from boinc_pymw.boinc.testing import (add_app, add_host, add_platform, add_team,  # noqa: E402
                                       add_user, make_project)
 from boinc_pymw.daemons.bitwise_validator import BitwiseValidator  # noqa: E402

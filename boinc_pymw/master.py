@@ -28,7 +28,7 @@ from concurrent.futures import Executor, Future
 from typing import Any, Callable, Iterable, Optional
 
 from . import backends, progress as _progress
-from .backends.base import WorkItem
+from .backends.base import WorkItem, run_chunk
 from .errors import BoincPymwError
 
 ENV_INTERFACE = "BOINC_PYMW_INTERFACE"
@@ -55,11 +55,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         seen.add(cls)
         cls.add_arguments(parser)
     return parser
-
-
-def run_chunk(fn: Callable, chunk: list) -> list:
-    """Run ``fn`` over one chunk of argument tuples (used by ``Master.map``)."""
-    return [fn(*args) for args in chunk]
 
 
 class Task:

@@ -67,8 +67,7 @@ def test_wheel_carries_the_package_and_its_runtime_data(tmp_path):
                    check=True, capture_output=True, timeout=300)
     wheel = next(tmp_path.glob("boinc_pymw-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    expected = {"boinc_pymw/master.py", "boinc_pymw/backends/multicore.py",
-                "boinc_pymw/backends/_mc_worker.py", "boinc_pymw/cli/__init__.py"}
+    expected = {path.relative_to(root).as_posix() for path in (root / "boinc_pymw").rglob("*.py")}
     runtime_data = {"app_templates": (".j2", ".xml"), "config": (".xml", ".example"),
                     "launcher": (".cpp", ".hpp", ".h", ".cmake", "CMakeLists.txt")}
     for folder, endings in runtime_data.items():

@@ -16,7 +16,7 @@ REGISTRY = {
     "mpi": "boinc_pymw.backends.mpi:MPIBackend",
     "condor": "boinc_pymw.backends.condor:CondorBackend",
     "boinc": "boinc_pymw.backends.boinc:BoincBackend",
-    "boinc-local": "boinc_pymw.backends.boinc_local:BoincLocalBackend",
+    "boinc-local": "boinc_pymw.backends.boinc.local:BoincLocalBackend",
 }
 
 DEFAULT = "multicore"

@@ -32,6 +32,14 @@ from typing import Any, Callable, ClassVar, Optional, Sequence
 _ids = itertools.count(1)
 
 
+def run_chunk(fn: Callable, chunk: list) -> list:
+    """Run ``fn`` over one chunk of argument tuples (what ``Master.map`` sends).
+
+    Back ends recognise a chunk by ``item.fn is run_chunk``.
+    """
+    return [fn(*args) for args in chunk]
+
+
 @dataclass(eq=False)
 class WorkItem:
     """One call to run: ``fn(*args, **kwargs)``, reported through ``future``."""

@@ -48,7 +48,7 @@ from xml.sax.saxutils import escape
 
 from ..errors import BoincPymwError
 from . import signing
-from .slots import file_md5
+from .md5 import file_md5
 
 #: The BOINC API version the portable interpreter links (Debian bookworm's libboinc_api).
 DEFAULT_API_VERSION = "7.20.5"

@@ -39,6 +39,7 @@ from ..errors import BoincPymwError
 from ..templates import (TEMPLATE_WU_FIELDS, TemplateError, check_file_name, check_replication,
                          check_wu_fields)
 from .hierarchy import dir_hier_path, dir_hier_url
+from .md5 import md5_and_size
 
 #: create_work's defaults in BOINC server 1.4/1.6 (tools/backend_lib.h DEFAULT_*;
 #: the 7.20 client-era header had 2/2/3/10/6 for the replication numbers).
@@ -222,16 +223,6 @@ class StagedFile:
     gzipped_nbytes: Optional[float] = None
 
 
-def _md5_of(path: str) -> tuple:
-    digest = hashlib.md5()
-    nbytes = 0
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-            nbytes += len(chunk)
-    return digest.hexdigest(), float(nbytes)
-
-
 def read_md5_cache(path: str) -> Optional[tuple]:
     """(md5, nbytes) from ``path.md5`` if it is a valid cache not older than the file.
 
@@ -304,7 +295,7 @@ class Stager:
     def _source_md5(source) -> str:
         if isinstance(source, bytes):
             return hashlib.md5(source).hexdigest()
-        return _md5_of(os.fspath(source))[0]
+        return md5_and_size(os.fspath(source))[0]
 
     def _stage(self, name: str, source: Source, *, gzip: bool, constant: bool) -> StagedFile:
         check_file_name("input file name", name)
@@ -322,7 +313,7 @@ class Stager:
         elif c.cache_md5_info:
             md5_nbytes = read_md5_cache(path)
         if md5_nbytes is None:
-            md5_nbytes = _md5_of(path)
+            md5_nbytes = md5_and_size(path)
         if c.cache_md5_info:
             write_md5_cache(path, *md5_nbytes)
         md5, nbytes = md5_nbytes
@@ -371,7 +362,7 @@ class Stager:
 
     def _check_same(self, name: str, path: str, md5: str) -> None:
         cached = read_md5_cache(path) if self.config.cache_md5_info else None
-        existing = cached[0] if cached else _md5_of(path)[0]
+        existing = cached[0] if cached else md5_and_size(path)[0]
         if existing != md5:
             raise CreateWorkError(
                 f"input file {name!r} already staged at {path} with different contents "

@@ -32,9 +32,6 @@ from typing import Iterable, Optional
 from .config import Daemon, Task
 from .db import Database, DatabaseError
 from .project import Project
-# BOINC's transitioner, scheduler and client, played on the database (simulate.py).
-from .simulate import (Client, Scheduler, Transitioner, add_app_version,  # noqa: E402,F401
-                       bulk_ready_workunits, create_workunit, run_to_validation)
 
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema.sql")
 

@@ -42,7 +42,7 @@ def _index(name: str, batch: str) -> int:
 
 def result_line(name: str, batch: str, record) -> dict:
     """One JSON-lines entry for a store record (None: pending)."""
-    from ..backends._results_store import StoreError, record_failure, record_output
+    from ..backends.boinc.results_store import StoreError, record_failure, record_output
 
     line = {"workunit": name, "index": _index(name, batch)}
     if record is None:
@@ -83,9 +83,9 @@ def _local_names(workdir, batch):
 def run(args) -> int:
     from pathlib import Path
 
-    from ..backends._results_store import batch_group
-    from ..backends.boinc import ResultsStore
-    from ..backends.boinc_local import LOCAL_BATCH_ID
+    from ..backends.boinc.results_store import batch_group
+    from ..backends.boinc.results_store import ResultsStore
+    from ..backends.boinc.local import LOCAL_BATCH_ID
     from ..errors import BoincPymwError
 
     if args.workdir:
@@ -96,7 +96,7 @@ def run(args) -> int:
                              batch_group(LOCAL_BATCH_ID))
         names = _local_names(workdir, args.batch)
     else:
-        from ..backends._results_store import default_store_dir
+        from ..backends.boinc.results_store import default_store_dir
         from ..backends.boinc import find_batch
         from ..boinc.project import Project
 

@@ -5,7 +5,7 @@ The script runs in this process as ``python SCRIPT`` would run it, with
 (so scripts built on ``add_arguments`` / ``Master.from_args`` pick them up)
 and ``BOINC_PYMW_INTERFACE=boinc-local`` set (so ``Master()`` without an
 interface does too). Every call then goes through the whole BOINC pipeline
-on this machine: see ``boinc_pymw.backends.boinc_local``.
+on this machine: see ``boinc_pymw.backends.boinc.local``.
 """
 
 from __future__ import annotations

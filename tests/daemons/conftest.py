@@ -6,7 +6,7 @@ import types
 
 import pytest
 
-from boinc_pymw.boinc.simulate import add_app_version
+from boinc_pymw.local.simulate import add_app_version
 from boinc_pymw.boinc.testing import add_app, add_host, add_platform, add_team, add_user
 
 

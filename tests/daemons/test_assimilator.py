@@ -9,7 +9,7 @@ import time
 import pytest
 
 from boinc_pymw.boinc.assimilator import Assimilator, DeferAssimilation
-from boinc_pymw.boinc.simulate import Transitioner, bulk_ready_workunits, run_to_validation
+from boinc_pymw.local.simulate import Transitioner, bulk_ready_workunits, run_to_validation
 from boinc_pymw.boinc.states import AssimilateState, WuError
 from boinc_pymw.daemons.bitwise_validator import BitwiseValidator
 from boinc_pymw.daemons.result_store import ResultStoreAssimilator, read_record
@@ -183,13 +183,13 @@ def test_result_store_records_outputs_and_errors(world):
 
 
 def test_result_store_several_outputs_with_a_missing_optional_one(world):
-    from boinc_pymw.boinc.simulate import Client, Scheduler, create_workunit, result_xml_doc_in
+    from boinc_pymw.local.simulate import Client, Scheduler, create_workunit, result_xml_doc_in
 
     db, project = world.db, world.project
     wu_id = create_workunit(project, world.app_id, "multi", min_quorum=1, target_nresults=1)
     wu = db.query_one("SELECT * FROM workunit WHERE id=%s", (wu_id,))
     xml, _ = result_xml_doc_in("multi_0", 3, optional=[2])
-    from boinc_pymw.boinc.simulate import result_row
+    from boinc_pymw.local.simulate import result_row
 
     db.insert("result", result_row(wu, 0, xml_doc_in=xml))
     r = Scheduler(project, world.av_id).send(wu_id, world.hosts[0])

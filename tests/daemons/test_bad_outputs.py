@@ -10,7 +10,7 @@ import pytest
 from boinc_pymw.boinc.output_files import (BadOutputFile, OutputFile, TransientFileError,
                                            check_file_name, parse_file_refs, read_output,
                                            safe_xml)
-from boinc_pymw.boinc.simulate import run_to_validation
+from boinc_pymw.local.simulate import run_to_validation
 from boinc_pymw.boinc.states import Outcome, ValidateState
 from boinc_pymw.boinc.validator import Validator
 from boinc_pymw.daemons.bitwise_validator import BitwiseValidator

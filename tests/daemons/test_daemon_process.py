@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from boinc_pymw.boinc.simulate import bulk_ready_workunits
+from boinc_pymw.local.simulate import bulk_ready_workunits
 from boinc_pymw.boinc.testing import short_hostname
 
 SLOW_ASSIMILATOR = '''#!{python}

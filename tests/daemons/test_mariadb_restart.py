@@ -15,7 +15,7 @@ import time
 import pytest
 
 from boinc_pymw.boinc.db import Database, DatabaseError
-from boinc_pymw.boinc.simulate import bulk_ready_workunits
+from boinc_pymw.local.simulate import bulk_ready_workunits
 from boinc_pymw.boinc.testing import make_project
 
 from .conftest import make_world, read_marks, start_daemon_process

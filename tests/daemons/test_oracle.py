@@ -10,7 +10,7 @@ import time
 import pytest
 
 from boinc_pymw.boinc.credit import AppVersionStats, HAV_FIELDS, assign_credit_set
-from boinc_pymw.boinc.simulate import add_app_version, bulk_ready_workunits, run_to_validation
+from boinc_pymw.local.simulate import add_app_version, bulk_ready_workunits, run_to_validation
 from boinc_pymw.daemons.bitwise_validator import BitwiseValidator
 
 from oracle import build as oracle_build  # tests/oracle: the shared C++ oracle builder

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from boinc_pymw.boinc.simulate import bulk_ready_workunits
+from boinc_pymw.local.simulate import bulk_ready_workunits
 
 from .conftest import read_marks, start_daemon_process
 

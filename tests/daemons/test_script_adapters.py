@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from boinc_pymw.boinc.simulate import run_to_validation
+from boinc_pymw.local.simulate import run_to_validation
 from boinc_pymw.boinc.states import Outcome, ValidateState
 from boinc_pymw.daemons.script_adapters import ScriptAssimilator, ScriptValidator
 

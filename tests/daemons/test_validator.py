@@ -1,7 +1,7 @@
 """The validator against real MariaDB: quorum, canonical choice, states, credit.
 
 Each test drives workunits through the states BOINC's transitioner, scheduler
-and client set (boinc_pymw.boinc.simulate) and checks the rows after one pass.
+and client set (boinc_pymw.local.simulate) and checks the rows after one pass.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 import pytest
 
 from boinc_pymw.boinc.credit import COBBLESTONE_SCALE
-from boinc_pymw.boinc.simulate import (Client, Scheduler, Transitioner, add_app_version,
+from boinc_pymw.local.simulate import (Client, Scheduler, Transitioner, add_app_version,
                                        run_to_validation)
 from boinc_pymw.boinc.states import INT_MAX, Outcome, ServerState, ValidateState, WuError
 from boinc_pymw.boinc.validator import Invalid, TransientError, Validator

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from boinc_pymw.boinc.simulate import run_to_validation
+from boinc_pymw.local.simulate import run_to_validation
 from boinc_pymw.boinc.states import ValidateState
 from boinc_pymw.daemons.bitwise_validator import BitwiseValidator
 from boinc_pymw.daemons.numeric_validator import NumericValidator

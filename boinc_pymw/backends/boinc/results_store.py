@@ -1,0 +1,145 @@
+"""Reading the results store that ``daemons/result_store.py`` writes.
+
+Layout and record format are that module's contract (see its docstring)::
+
+    <store>/<group>/<wu_name>.json          the record ("status": "done" | "error")
+    <store>/<group>/<wu_name>/<open_name>   the canonical output files
+
+``<group>`` is ``batch_<id>`` for workunits of a batch. Everything read here
+came from a volunteer in the end: files are read with a size limit, parsed
+as JSON, and never unpickled; paths from a record must stay in the group.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+from ...errors import BoincPymwError
+
+#: the worker's output file, by logical name (see the worker job format)
+OUTPUT_OPEN_NAME = "output.json"
+
+
+class StoreError(BoincPymwError):
+    """A store record or output file is malformed, unsafe or too large."""
+
+
+def default_store_dir(project, app_name: str) -> str:
+    """Where ResultStoreAssimilator writes when given no ``--store``."""
+    return os.path.join(project.path, "results_store")
+
+
+def batch_group(batch_id: int) -> str:
+    """The store group of a batch's workunits (daemons/result_store.group_name)."""
+    return f"batch_{int(batch_id)}" if batch_id else ""
+
+
+def _read_limited(path: Path, max_bytes: int) -> bytes:
+    with open(path, "rb") as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise StoreError(f"{path} is larger than {max_bytes} bytes")
+    return data
+
+
+def _parse_json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise StoreError(f"{what} is not valid JSON: {exc}") from None
+
+
+def read_record(group_dir: Path, wu_name: str, max_bytes: int) -> Optional[dict]:
+    """The record of ``wu_name`` (None while there is none)."""
+    if not wu_name or "/" in wu_name or wu_name.startswith("."):
+        raise StoreError(f"bad workunit name {wu_name!r}")
+    path = Path(group_dir) / f"{wu_name}.json"
+    try:
+        data = _read_limited(path, max_bytes)
+    except FileNotFoundError:
+        return None
+    record = _parse_json(data, f"results store record {path}")
+    if not isinstance(record, dict) or record.get("status") not in ("done", "error"):
+        raise StoreError(f"results store record {path} has no status done/error")
+    record["_group_dir"] = str(group_dir)
+    return record
+
+
+def list_records(group_dir: Path) -> list[str]:
+    """Workunit names that have a record in ``group_dir``."""
+    try:
+        names = os.listdir(group_dir)
+    except FileNotFoundError:
+        return []
+    return sorted(n[:-5] for n in names if n.endswith(".json") and not n.startswith("."))
+
+
+def record_failure(record: dict) -> Optional[tuple[int, str]]:
+    """(error_mask, reason) when the record says the workunit failed."""
+    if record.get("status") == "done":
+        return None
+    mask = record.get("error_mask") or 0
+    try:
+        mask = int(mask)
+    except (TypeError, ValueError):
+        mask = 0
+    reason = str(record.get("error") or "")
+    if not reason:
+        from ...boinc.states import describe_error_mask
+
+        reason = describe_error_mask(mask)
+    return mask, reason
+
+
+def output_entry(record: dict) -> dict:
+    """The record's entry for the worker output (``output.json``, or the only one)."""
+    outputs = record.get("outputs")
+    if not isinstance(outputs, list) or not outputs:
+        raise StoreError(f"record of {record.get('wu_name')} lists no output files")
+    for entry in outputs:
+        if isinstance(entry, dict) and entry.get("open_name") == OUTPUT_OPEN_NAME:
+            return entry
+    if len(outputs) == 1 and isinstance(outputs[0], dict):
+        return outputs[0]
+    raise StoreError(f"record of {record.get('wu_name')} has no {OUTPUT_OPEN_NAME} output")
+
+
+def record_output(record: dict, max_bytes: int = 16 * 1024 * 1024) -> Any:
+    """The worker's output document (parsed JSON) of a "done" record."""
+    entry = output_entry(record)
+    relative = entry.get("file")
+    if not isinstance(relative, str) or not relative:
+        raise StoreError(f"workunit {record.get('wu_name')}: its output file is missing")
+    group_dir = Path(record["_group_dir"]).resolve()
+    path = (group_dir / relative).resolve()
+    if group_dir not in path.parents:
+        raise StoreError(f"workunit {record.get('wu_name')}: output path {relative!r} "
+                         f"leaves the results store")
+    return _parse_json(_read_limited(path, max_bytes),
+                       f"output of workunit {record.get('wu_name')}")
+
+
+#: largest results-store record read back (volunteer data: never trusted)
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+
+
+class ResultsStore:
+    """Read side of the result-collecting assimilator's store (daemons/result_store.py).
+
+    ``group`` is the store's sub-directory of one batch (``batch_<id>``).
+    Records are volunteer data: read with a size limit, parsed as JSON,
+    never unpickled.
+    """
+
+    def __init__(self, directory: Path | str, group: str):
+        self.directory = Path(directory)
+        self.group_dir = self.directory / group
+
+    def record(self, wu_name: str) -> Optional[dict]:
+        return read_record(self.group_dir, wu_name, MAX_RECORD_BYTES)
+
+    def names(self) -> list[str]:
+        return list_records(self.group_dir)

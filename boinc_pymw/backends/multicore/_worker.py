@@ -1,0 +1,203 @@
+"""One multicore worker process: run task batches, send outcomes back.
+
+Data flow (see ``multicore.py`` for the master's side)::
+
+    task pipe  --TASKS frame-->  decode batch  -> for each task, in order:
+                                                     started counter += 1
+                                                     (STARTED frame if it has a timeout)
+                                                     value = fn(*args, **kwargs)
+    result pipe <--RESULTS frame-- encode batch <-  outcomes, flushed every few ms
+                                                     and at the end of each batch
+
+The shared ``started`` counter (a memfd both sides map) lets the master tell,
+when this process dies, which task was running and which never started.
+End of file on the task pipe means "stop"; a changed parent pid means the
+master is gone, so the worker exits instead of lingering as an orphan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+import traceback
+
+from boinc_pymw.backends.multicore import _wire as wire
+
+#: send finished outcomes at least this often while a batch runs (seconds)
+FLUSH_INTERVAL = 0.002
+#: ... or after any task that ran this long (seconds) ...
+FLUSH_AFTER_TASK = 0.0002
+#: ... or once this many result bytes wait
+FLUSH_BYTES = 1 << 20
+
+
+def _exit_with_parent(parent: int) -> None:
+    while True:
+        if os.getppid() != parent:
+            os._exit(1)
+        time.sleep(0.5)
+
+
+def _dump(value) -> bytes:
+    try:
+        return pickle.dumps(value, wire.PROTOCOL)
+    except Exception:
+        import cloudpickle
+
+        return cloudpickle.dumps(value, wire.PROTOCOL)
+
+
+def _error_blob(exc: BaseException) -> bytes:
+    """(pickled exception or None, type name, message, formatted traceback)."""
+    tb = exc.__traceback__
+    if tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next  # drop this module's own frame
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    try:
+        exc_bytes = _dump(exc)
+    except Exception:
+        exc_bytes = None
+    name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    return pickle.dumps((exc_bytes, name, str(exc), text), wire.PROTOCOL)
+
+
+def _checkpoint_context():
+    """``boinc_pymw.checkpoint.task_context`` if that module is installed."""
+    try:
+        from boinc_pymw.checkpoint import task_context
+    except ImportError:
+        return None
+    return task_context
+
+
+def _enter_checkpoint_directory(stack: contextlib.ExitStack, root: str):
+    """Give this worker's tasks their own checkpoint directory.
+
+    Tasks in one worker run one after another, so one directory per worker,
+    emptied after each task, keeps every task's checkpoints apart without a
+    directory (and its system calls) per task. Returns the checkpoint file to
+    remove after each task, or None without the checkpoint module. A
+    multicore task is never resumed (a lost worker fails it), so nothing
+    older than the running task is worth keeping.
+    """
+    task_context = _checkpoint_context()
+    if task_context is None:
+        return None
+    context = stack.enter_context(task_context(os.path.join(root, f"worker-{os.getpid()}")))
+    return str(getattr(context, "path", "")) or None
+
+
+class Worker:
+    def __init__(self, task_fd: int, result_fd: int, counter_fd: int):
+        self.task_fd = task_fd
+        self.result_fd = result_fd
+        self._counter_map = mmap.mmap(counter_fd, 8)
+        self.started = memoryview(self._counter_map).cast("Q")
+        self.records: list = []
+        self.blobs: list = []
+        self.pending_bytes = 0
+        self.checkpoint_file = None
+        self._contexts = contextlib.ExitStack()
+
+    def flush(self) -> None:
+        if self.records:
+            parts = wire.encode_batch(wire.RESULTS, self.records, self.blobs)
+            self.records, self.blobs, self.pending_bytes = [], [], 0
+            wire.write_all(self.result_fd, parts)
+
+    def setup(self, settings: dict) -> None:
+        sys.path[:] = settings["sys_path"]
+        if settings.get("checkpoint_root"):
+            self.checkpoint_file = _enter_checkpoint_directory(
+                self._contexts, settings["checkpoint_root"])
+
+    def run_batch(self, body) -> None:
+        (fn_count, tasks), blobs = wire.decode_batch(body)
+        functions = []
+        for blob in blobs[:fn_count]:
+            try:
+                functions.append((True, pickle.loads(blob)))
+            except BaseException as exc:  # e.g. the function's module is missing here
+                functions.append((False, exc))
+        last_flush = time.perf_counter()
+        payload = iter(blobs[fn_count:])
+        for task_id, fn_index, timed, raw_count in tasks:
+            blob = next(payload)
+            raws = [next(payload) for _ in range(raw_count)] if raw_count else None
+            self.started[0] += 1
+            started_wall = time.time()
+            began = time.perf_counter()
+            if timed:
+                wire.write_all(self.result_fd, [wire.frame(
+                    wire.STARTED, pickle.dumps((task_id, time.monotonic())))])
+            try:
+                loaded, fn = functions[fn_index]
+                if not loaded:
+                    raise fn.with_traceback(None)
+                args, kwargs = pickle.loads(blob)
+                if raws:
+                    args, kwargs = wire.join_raw(args, kwargs, raws)
+                    raws = None
+                value = fn(*args, **kwargs)
+                ok = True
+            except BaseException as exc:
+                ok, value = False, exc
+            ended = time.perf_counter()
+            if self.checkpoint_file:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.checkpoint_file)
+            raw = False
+            if not ok:
+                out = _error_blob(value)
+            elif type(value) is bytes and len(value) >= wire.RAW_MIN:
+                out, raw = value, True
+            else:
+                try:
+                    out = _dump(value)
+                except BaseException as exc:
+                    ok, out = False, _error_blob(TypeError(
+                        f"the task's result ({type(value).__name__}) cannot be pickled: {exc}"))
+            value = None
+            self.records.append((task_id, ok, started_wall, ended - began, raw))
+            self.blobs.append(out)
+            self.pending_bytes += len(out)
+            # Flush every few ms for tiny tasks, at once after a longer one
+            # (whose result someone is likely waiting for).
+            if (ended - last_flush > FLUSH_INTERVAL or ended - began > FLUSH_AFTER_TASK
+                    or self.pending_bytes > FLUSH_BYTES):
+                self.flush()
+                last_flush = time.perf_counter()
+        self.flush()
+
+    def serve(self) -> int:
+        while True:
+            got = wire.read_frame(self.task_fd)
+            if got is None:
+                return 0
+            kind, body = got
+            if kind == wire.TASKS:
+                self.run_batch(body)
+            elif kind == wire.INIT:
+                self.setup(pickle.loads(body))
+
+
+def main(argv: list[str]) -> int:
+    # Ctrl-C belongs to the master, which stops the workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    task_fd, result_fd, counter_fd, master_pid = (int(a) for a in argv[:4])
+    # The master's pid comes from the master: it may be gone before we get here.
+    threading.Thread(target=_exit_with_parent, args=(master_pid,), daemon=True).start()
+    worker = Worker(task_fd, result_fd, counter_fd)
+    with contextlib.suppress(BrokenPipeError), worker._contexts:
+        return worker.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
