@@ -337,7 +337,16 @@ create table user_submit (
     logical_start_time      double          not null,
     submit_all              tinyint         not null,
     manage_all              tinyint         not null,
+    max_jobs_in_progress    integer         not null,
     primary key (user_id)
+) engine=InnoDB;
+
+-- (user, app) remote submission rights; the row's existence is the right.
+create table user_submit_app (
+    user_id                 integer         not null,
+    app_id                  integer         not null,
+    manage                  tinyint         not null,
+    primary key (user_id, app_id)
 ) engine=InnoDB;
 
 create table msg_from_host (

@@ -39,6 +39,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("-p", "--project", metavar="DIR",
                         help="project directory (default: $BOINC_PROJECT_DIR, '.', '..')")
     parser.add_argument("--batch", metavar="NAME", help="only this batch, in more detail")
+    from ._remote_status import add_remote_arguments
+
+    add_remote_arguments(parser)       # --url: the account's batches on a remote project
 
 
 def batch_summaries(db, batch: str | None = None) -> list[dict]:
@@ -62,6 +65,10 @@ def format_table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
 
 
 def run(args) -> int:
+    if getattr(args, "url", None):
+        from ._remote_status import run_remote
+
+        return run_remote(args)
     from ..boinc.project import Project
     from ..errors import BoincPymwError
 

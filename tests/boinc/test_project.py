@@ -11,7 +11,7 @@ from boinc_pymw.boinc.testing import (add_app, add_host, add_platform, add_team,
 
 BOINC_TABLES = {"platform", "app", "app_version", "workunit", "result", "batch", "host",
                 "user", "team", "host_app_version", "assignment", "credit_user",
-                "credit_team", "msg_from_host", "msg_to_host", "user_submit"}
+                "credit_team", "msg_from_host", "msg_to_host", "user_submit", "user_submit_app"}
 
 
 def test_layout_and_config(boinc_project):

@@ -128,6 +128,21 @@ class BoincBackend(Backend):
     name = "boinc"
     default_chunksize = 1
 
+    def __new__(cls, *args: Any, **options: Any):
+        if cls is BoincBackend and options.get("url"):   # remote: see remote.py
+            from .remote import RemoteBoincBackend
+
+            return RemoteBoincBackend(*args, **options)
+        return super().__new__(cls)
+
+    @classmethod
+    def check_options(cls, options: dict) -> None:
+        if cls is BoincBackend and options.get("url"):
+            from .remote import RemoteBoincBackend
+
+            return RemoteBoincBackend.check_options(options)
+        return super().check_options(options)
+
     def __init__(self, workers: Optional[int] = None, *, project: Optional[str] = None,
                  app: str = "boinc_pymw", batch: Optional[str] = None,
                  results_dir: Optional[str] = None, poll_interval: float = 5.0,
@@ -186,6 +201,9 @@ class BoincBackend(Backend):
             group.add_argument("--results-dir", default=None,
                                help="results store of the app's assimilator (default: the "
                                     "project's, see daemons/)")
+            from .remote import RemoteBoincBackend
+
+            RemoteBoincBackend.add_arguments(group)
 
     @classmethod
     def options_from_args(cls, args: argparse.Namespace) -> dict:
@@ -194,6 +212,9 @@ class BoincBackend(Backend):
             value = getattr(args, key, None)
             if value is not None:
                 options[key] = value
+        from .remote import RemoteBoincBackend
+
+        options.update(RemoteBoincBackend.options_from_args(args))
         return options
 
     # -- where the assimilator keeps results -------------------------------------------------------
