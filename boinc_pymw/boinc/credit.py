@@ -46,11 +46,26 @@ HAV_FIELDS = ("pfc_n", "pfc_avg", "et_n", "et_avg", "et_var", "et_q", "max_jobs_
 HOST_FIELDS = ("total_credit", "expavg_credit", "expavg_time", "avg_turnaround")
 
 
+def c_div(a: float, b: float) -> float:
+    """``a / b`` as C computes it on doubles: inf or NaN instead of ZeroDivisionError.
+
+    A workunit with ``rsc_fpops_est = 0`` (or a result with no times) makes BOINC's
+    credit formulas divide by zero; its C++ validator gets inf/NaN and goes on, and
+    so must ours (the non-finite numbers are then kept out of the database).
+    """
+    try:
+        return a / b
+    except ZeroDivisionError:
+        if a == 0 or math.isnan(a):
+            return math.nan
+        return math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
 # -- running averages (lib/average.h) -------------------------------------------------
 def avg_update(row: dict, prefix: str, sample: float, threshold, weight, limit) -> None:
     """AVERAGE::update on ``row[prefix+'_n']`` / ``row[prefix+'_avg']``."""
     n, avg = float(row[f"{prefix}_n"]), float(row[f"{prefix}_avg"])
-    if sample < 0:
+    if sample < 0 or not math.isfinite(sample):   # C++ would store inf/NaN: the row stays
         return
     if n and avg and sample > avg * limit:
         sample = avg * limit
@@ -64,7 +79,7 @@ def avg_update_var(row: dict, prefix: str, sample: float, threshold, weight, lim
     """AVERAGE_VAR::update_var: the average plus its variance (``_var``, ``_q``)."""
     n, avg = float(row[f"{prefix}_n"]), float(row[f"{prefix}_avg"])
     var, q = float(row[f"{prefix}_var"]), float(row[f"{prefix}_q"])
-    if sample < 0:
+    if sample < 0 or not math.isfinite(sample):
         return
     if n and avg and sample > avg * limit:
         sample = avg * limit
@@ -82,15 +97,24 @@ def avg_update_var(row: dict, prefix: str, sample: float, threshold, weight, lim
 
 def update_average(now: float, work_start_time: float, work: float, half_life: float,
                    avg: float, avg_time: float) -> tuple[float, float]:
-    """lib/util.cpp update_average: the new (avg, avg_time) of a per-day rate."""
+    """lib/util.cpp update_average: the new (avg, avg_time) of a per-day rate.
+
+    Several samples folded in at the same ``now`` (app_version statistics,
+    several results of one host) use BOINC's small-interval limit: the decay
+    weight tends to 1 and the new work adds ``ln 2 * work * day / half_life``.
+    """
     if avg_time:
-        diff = now - avg_time
-        if diff <= 0:
-            diff = 3600
+        diff = max(now - avg_time, 0.0)
         weight = math.exp(-diff * math.log(2) / half_life)
-        avg = avg * weight + (1 - weight) * (work / (diff / SECONDS_PER_DAY))
+        avg *= weight
+        if 1.0 - weight > 1e-6:
+            avg += (1 - weight) * (work / (diff / SECONDS_PER_DAY))
+        else:
+            avg += math.log(2) * work * SECONDS_PER_DAY / half_life
     elif work:
-        avg = work / ((now - work_start_time) / SECONDS_PER_DAY)
+        days = (now - work_start_time) / SECONDS_PER_DAY
+        # BOINC divides by zero here (inf, then a rejected UPDATE); take the limit instead
+        avg = work / days if days > 0 else math.log(2) * work * SECONDS_PER_DAY / half_life
     return avg, now
 
 
@@ -220,12 +244,23 @@ class AppVersionStats:
             av["pfc_samples"], av["credit_samples"], av["credit_times"] = [], [], []
 
 
+def c_string(blob) -> bytes:
+    """A blob column (bytes from the driver, or text) as C code sees it: up to the first NUL."""
+    if not blob:
+        return b""
+    if isinstance(blob, str):
+        blob = blob.encode("utf-8", "surrogateescape")
+    return bytes(blob).split(b"\0", 1)[0]
+
+
 def get_pfc(result: dict, wu: dict, app: dict, av_stats: AppVersionStats, db,
             hav: Optional[dict]) -> tuple[float, int]:
     """The claimed peak FLOP count of one valid result, and how sure it is."""
     mode = PFC_MODE_APPROX
     av_id = int(result["app_version_id"])
-    if av_id in (0, 1) or "Device Emulation (CPU)" in (result.get("stderr_out") or ""):
+    if av_id == 0:                      # old scheduler: no app version recorded
+        return wu_estimated_pfc(wu, app), PFC_MODE_WU_EST
+    if b"Device Emulation (CPU)" in c_string(result.get("stderr_out")):
         return wu_estimated_pfc(wu, app), PFC_MODE_WU_EST
     if hav is None:
         return wu_estimated_pfc(wu, app), PFC_MODE_WU_EST
@@ -235,13 +270,13 @@ def get_pfc(result: dict, wu: dict, app: dict, av_stats: AppVersionStats, db,
     if elapsed < 1e-6:
         # old client: only CPU time
         if not outlier:
-            avg_update_var(hav, "et", float(result["cpu_time"]) / fpops_est, *HAV_AVG)
+            avg_update_var(hav, "et", c_div(float(result["cpu_time"]), fpops_est), *HAV_AVG)
         pfc = wu_estimated_pfc(wu, app)
         do_scale = hav["et_n"] >= MIN_HOST_SAMPLES and hav["et_avg"] > 0
         if do_scale and app.get("host_scale_check") and hav["consecutive_valid"] < CONS_VALID_HOST_SCALE:
             do_scale = False
         if do_scale:
-            pfc *= float(result["cpu_time"]) / (hav["et_avg"] * fpops_est)
+            pfc *= c_div(float(result["cpu_time"]), hav["et_avg"] * fpops_est)
         return pfc, mode
     flops = float(result["flops_estimate"])
     if flops <= 0:
@@ -255,7 +290,7 @@ def get_pfc(result: dict, wu: dict, app: dict, av_stats: AppVersionStats, db,
         if do_scale and app.get("host_scale_check") and hav["consecutive_valid"] < CONS_VALID_HOST_SCALE:
             do_scale = False
         if do_scale:
-            pfc = raw_pfc * float(app.get("min_avg_pfc") or 0) / hav["pfc_avg"]
+            pfc = raw_pfc * c_div(float(app.get("min_avg_pfc") or 0), hav["pfc_avg"])
         else:
             pfc = wu_estimated_pfc(wu, app)
     else:
@@ -273,7 +308,7 @@ def get_pfc(result: dict, wu: dict, app: dict, av_stats: AppVersionStats, db,
         if do_scale and hav["pfc_avg"] <= 0:
             do_scale = False
         if do_scale:
-            host_scale = min(10.0, float(avp["pfc_avg"]) / hav["pfc_avg"])
+            host_scale = min(10.0, c_div(float(avp["pfc_avg"]), hav["pfc_avg"]))
         pfc = raw_pfc
         if avp["pfc_scale"]:
             pfc *= float(avp["pfc_scale"])
@@ -282,17 +317,17 @@ def get_pfc(result: dict, wu: dict, app: dict, av_stats: AppVersionStats, db,
                 mode = PFC_MODE_NORMAL
         elif host_scale:
             pfc *= host_scale
-        x = raw_pfc / fpops_est
+        x = c_div(raw_pfc, fpops_est)
         if not outlier and _pfc_sane(x):
             avp["pfc_samples"].append(x)
     if not outlier:
-        x = raw_pfc / fpops_est
+        x = c_div(raw_pfc, fpops_est)
         if _pfc_sane(x):
             avg_update(hav, "pfc", x, *HAV_AVG)
-        avg_update_var(hav, "et", elapsed / fpops_est, *HAV_AVG)
+        avg_update_var(hav, "et", c_div(elapsed, fpops_est), *HAV_AVG)
         avg_update_var(hav, "turnaround",
                        float(result["received_time"]) - float(result["sent_time"]), *HAV_AVG)
-    if avp is not None:
+    if avp is not None and math.isfinite(pfc):
         avp["credit_samples"].append(pfc * COBBLESTONE_SCALE)
         avp["credit_times"].append(float(result["sent_time"]))
     return pfc, mode
@@ -303,10 +338,10 @@ def pegged_average(values: list[float], anchor: float) -> float:
         return values[0]
     weights = total = 0.0
     for v in values:
-        w = 1.0 / (0.1 * anchor + abs(anchor - v))
+        w = c_div(1.0, 0.1 * anchor + abs(anchor - v))
         weights += w
         total += w * v
-    return total / weights
+    return c_div(total, weights)
 
 
 def low_average(values: list[float]) -> float:
@@ -330,21 +365,25 @@ def assign_credit_set(wu: dict, results: list[dict], havs: list[Optional[dict]],
             continue
         if pfc > float(wu["rsc_fpops_bound"]):
             pfc = wu_estimated_pfc(wu, app)
+        # max_granted_credit trumps rsc_fpops_bound: such a result does not vote
         if max_granted_credit and pfc * COBBLESTONE_SCALE > max_granted_credit:
-            # libsched 7.20: the workunit estimate stands in (the validator caps later)
-            pfc = wu_estimated_pfc(wu, app)
+            pfc = max_granted_credit / COBBLESTONE_SCALE
+            mode = PFC_MODE_INVALID
         if mode == PFC_MODE_NORMAL:
             normal.append(pfc)
-        else:
+        elif mode != PFC_MODE_INVALID:
             approx.append(pfc)
     anchor = wu_estimated_pfc(wu, app)
     if len(normal) == 1:
         approx += [normal[0], normal[0]]
         normal = []
     values = normal if normal else approx
-    if not values:      # no valid result (BOINC would average an empty list)
+    # no voting result: BOINC guesses the workunit estimate
+    credit = (pegged_average(values, anchor) if values else anchor) * COBBLESTONE_SCALE
+    if not math.isfinite(credit):
+        # e.g. rsc_fpops_est = 0 and a zero PFC: C++ gets NaN (and its UPDATE fails)
         return 0.0
-    return pegged_average(values, anchor) * COBBLESTONE_SCALE
+    return credit
 
 
 def credit_from_runtime(wu: dict, results: list[dict], max_granted_credit: float) -> float:

@@ -75,7 +75,8 @@ def parse_credit(out):
     return credit, havs, avs
 
 
-@pytest.mark.parametrize("case", ["fresh", "scaled", "one_outlier_host", "capped"])
+@pytest.mark.parametrize("case", ["fresh", "scaled", "one_outlier_host", "capped",
+                                  "outlier_capped"])
 def test_same_credit_as_libsched(world, validator_oracle, case):
     project, db = world.project, world.db
     add_app_version(project, world.app_id, 1, version_num=150)   # id 2: not BOINC's "id 1" case
@@ -85,7 +86,7 @@ def test_same_credit_as_libsched(world, validator_oracle, case):
     wu_id = run_to_validation(project, world.app_id, world.hosts[:3], outputs, "wu",
                               min_quorum=3, app_version_id=av)
     db.execute("UPDATE result SET validate_state=1 WHERE workunitid=%s", (wu_id,))
-    if case in ("scaled", "one_outlier_host", "capped"):
+    if case in ("scaled", "one_outlier_host", "capped", "outlier_capped"):
         db.execute("UPDATE app_version SET pfc_n=150, pfc_avg=11, pfc_scale=0.9 WHERE id=%s", (av,))
         for n, host in enumerate(world.hosts[:3]):
             db.insert("host_app_version", {
@@ -94,9 +95,12 @@ def test_same_credit_as_libsched(world, validator_oracle, case):
                 "max_jobs_per_day": 5, "n_jobs_today": 0, "turnaround_n": 30,
                 "turnaround_avg": 4000, "turnaround_var": 10, "turnaround_q": 5,
                 "consecutive_valid": 12})
-    if case == "one_outlier_host":
+    if case in ("one_outlier_host", "outlier_capped"):
         db.execute("UPDATE result SET elapsed_time=elapsed_time*30 WHERE name='wu_2'")
-    max_granted = 50.0 if case == "capped" else 200 * 1000 * 365
+    # "outlier_capped": only the outlier's credit is over the cap, so it does not vote
+    if case == "outlier_capped":
+        db.execute("UPDATE workunit SET rsc_fpops_bound=1e20 WHERE id=%s", (wu_id,))
+    max_granted = {"capped": 50.0, "outlier_capped": 500.0}.get(case, 200 * 1000 * 365)
     # BOINC first (hav_lookup creates missing rows), then us on the same rows
     their_credit, their_havs, their_avs = parse_credit(oracle_build.run_oracle(
         validator_oracle, "credit", project.path, world.app_id, wu_id, max_granted))
