@@ -143,8 +143,9 @@ def test_credit_totals_host_user_team(world):
                               "wu", min_quorum=2, app_version_id=world.av_id)
     run_daemon(BitwiseValidator, world.project)
     credit = wu_row(db, wu_id)["canonical_credit"]
-    # app_version id 1 is BOINC's "old scheduler" case: the WU estimate is granted
-    assert credit == pytest.approx(3600e9 * COBBLESTONE_SCALE)
+    # app_version id 1 is an ordinary version (only 0 is BOINC's "old scheduler" case):
+    # CreditNew, unscaled, gives elapsed time x FLOPS estimate (3600 s x 1e10)
+    assert credit == pytest.approx(3600 * 1e10 * COBBLESTONE_SCALE)
     for host_id, user_id in zip(world.hosts[:2], world.users[:2]):
         host = db.query_one("SELECT * FROM host WHERE id=%s", (host_id,))
         user = db.query_one("SELECT * FROM user WHERE id=%s", (user_id,))
