@@ -1,27 +1,38 @@
-"""boinc_pymw's multicore back end against concurrent.futures.ProcessPoolExecutor.
+"""boinc_pymw's multicore back end against the local process pools people use.
 
-Both run with the same number of workers (2 by default), in the same run:
+Peers, each with the same number of workers (2 by default) and measured in
+the same run: ``concurrent.futures.ProcessPoolExecutor``,
+``multiprocessing.Pool`` (``apply_async`` for submit, ``imap`` for map) and
+loky's ``ProcessPoolExecutor`` (``pip install 'boinc-pymw[bench]'``; a
+missing loky is skipped, and said so).
 
-  W1  10,000 no-op tasks: tasks/s via submit, and via map
-      (ProcessPoolExecutor.map gets chunksize = ceil(n / (4 * workers)), its best
-      "automatic" setting; boinc_pymw.map chooses its own)
+  W1  10,000 no-op calls: tasks/s via submit, and via map. boinc_pymw's map
+      runs with its default chunking and with each explicit chunk size of
+      CHUNKS = n / (4, 2, 1 per worker); every peer's map runs with each of
+      those chunk sizes and is credited with its best one
   W2  1,000 tasks with 1 MiB in and 1 MiB out: MiB/s (both directions counted)
   W3  200 tasks of ~20 ms pure-Python CPU: efficiency = ideal time / measured,
       ideal = (serial time of one task, measured here) * 200 / workers
 
-Both pools are started and warmed up first; then each repetition runs every
-workload on boinc_pymw and on ProcessPoolExecutor back to back (so both see
-the same machine load), and each figure is the median over --repeat. Targets from issue 2: W1 submit >= 3x, W1 map >= 1x, W2 >= 1.2x,
-W3 >= 0.95 of ideal. ``--quick`` runs tiny sizes as a smoke test.
+Every pool is started and warmed up first (which also lets boinc_pymw measure
+the no-op, as any second map of a program would). Each repetition then runs
+every workload on every pool, the pools taking turns in a rotating order, so
+all see the same machine load; each figure is the median over --repeat.
+Targets (issues 2 and 18): W1 submit >= 3x ProcessPoolExecutor; W1 map with
+the default chunking >= 1x every peer's best chunk size and >= 1x our own
+best explicit chunk size; W2 >= 1.2x ProcessPoolExecutor; W3 >= 0.95 of ideal.
+``--quick`` runs tiny sizes as a smoke test.
 
-    .venv/bin/python benchmarks/bench_multicore.py
+    .venv/bin/python benchmarks/bench_multicore.py [--repeat 5] [--workloads W1]
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import gc
 import math
+import multiprocessing
 import os
 import statistics
 import sys
@@ -31,6 +42,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import _workloads as workloads  # noqa: E402  (benchmarks/, this script's directory)
 from _workloads import timed, w1_map, w1_submit, w2, w3  # noqa: E402
 from boinc_pymw import Master  # noqa: E402
+
+OURS = "boinc_pymw"
 
 
 def noop(x=None):
@@ -48,6 +61,51 @@ def spin(n: int) -> int:
     return total
 
 
+class _Pending:
+    """``multiprocessing``'s AsyncResult seen as a future (``result()``)."""
+
+    __slots__ = ("_async",)
+
+    def __init__(self, async_result):
+        self._async = async_result
+
+    def result(self):
+        return self._async.get()
+
+
+class PoolAsExecutor:
+    """``multiprocessing.Pool`` behind the two calls the workloads make:
+    ``submit`` is ``apply_async``, ``map`` is ``imap`` (lazy and ordered, like
+    ``Executor.map``)."""
+
+    def __init__(self, workers: int):
+        self._pool = multiprocessing.Pool(workers)
+
+    def submit(self, fn, *args):
+        return _Pending(self._pool.apply_async(fn, args))
+
+    def map(self, fn, iterable, chunksize=None):
+        return self._pool.imap(fn, iterable, chunksize or 1)
+
+    def shutdown(self):
+        self._pool.close()
+        self._pool.join()
+
+
+def make_pools(workers: int) -> dict:
+    """Every pool to compare, started; a missing optional peer is reported."""
+    pools = {OURS: Master("multicore", workers=workers),
+             "ProcessPoolExecutor": cf.ProcessPoolExecutor(workers),
+             "multiprocessing.Pool": PoolAsExecutor(workers)}
+    try:
+        import loky
+    except ImportError:
+        print("loky: not installed, skipped (pip install 'boinc-pymw[bench]')")
+    else:
+        pools["loky"] = loky.ProcessPoolExecutor(max_workers=workers)
+    return pools
+
+
 def serial_time(loops: int, runs: int = 5) -> float:
     """Median time of one ``spin(loops)`` in this process."""
     return statistics.median(workloads.spin_times(spin, loops, runs))
@@ -59,63 +117,132 @@ def calibrate_spin(seconds: float) -> tuple[int, float]:
     return n, serial_time(n)
 
 
+def measure(run) -> float:
+    """Seconds ``run()`` takes, starting without the previous run's garbage
+    (a cyclic collection it triggers would land in this run)."""
+    gc.collect()
+    return timed(run)
+
+
+def run_round(label, pool, samples, sizes, wanted, chunks, payloads, loops, workers):
+    """One repetition of every wanted workload on one pool."""
+    n1, n3 = sizes["n1"], sizes["n3"]
+    got = samples[label]
+    if "W1" in wanted:
+        got.setdefault("W1 submit", []).append(n1 / measure(w1_submit(pool, noop, n1)))
+        if label == OURS:
+            got.setdefault("W1 map default", []).append(
+                n1 / measure(w1_map(pool, noop, n1, None)))
+        for chunk in chunks:
+            got.setdefault(f"W1 map chunk {chunk}", []).append(
+                n1 / measure(w1_map(pool, noop, n1, chunk)))
+    if "W2" in wanted:
+        mib = 2 * len(payloads) * len(payloads[0]) / (1 << 20)
+        got.setdefault("W2 MiB/s", []).append(mib / measure(w2(pool, echo_payload, payloads)))
+    if "W3" in wanted:
+        ideal = serial_time(loops, 3) * n3 / workers  # under the current load
+        got.setdefault("W3 efficiency", []).append(ideal / measure(w3(pool, spin, n3, loops)))
+
+
+def best_map(figures: dict, chunks) -> tuple[float, int]:
+    """A pool's best W1 map figure over the explicit chunk sizes, and that size."""
+    return max((figures[f"W1 map chunk {c}"], c) for c in chunks)
+
+
+def report(figures: dict, chunks, wanted) -> None:
+    labels = list(figures)
+    print()
+    print(f"{'median':<24}" + "".join(f"{label:>22}" for label in labels))
+    keys = [k for k in figures[OURS] if any(k in figures[label] for label in labels)]
+    for key in keys:
+        fmt = "{:>22.3f}" if key == "W3 efficiency" else "{:>22,.0f}"
+        print(f"{key:<24}" + "".join(
+            fmt.format(figures[label][key]) if key in figures[label] else f"{'':>22}"
+            for label in labels))
+    ours = figures[OURS]
+    print()
+    print(f"{'figure':<44}{OURS:>12}{'peer':>12}{'ratio':>8}  target")
+
+    def row(name, mine, theirs, target=None, fmt="{:>12,.0f}"):
+        ratio = mine / theirs
+        verdict = "" if target is None else (
+            f"ratio >= {target:g} {'met' if ratio >= target else 'NOT met'}")
+        print(f"{name:<44}" + fmt.format(mine) + fmt.format(theirs)
+              + f"{ratio:>8.2f}  {verdict}")
+
+    if "W1" in wanted:
+        mine_best, mine_chunk = best_map(ours, chunks)
+        row(f"W1 map default / ours, chunk {mine_chunk}", ours["W1 map default"], mine_best, 1.0)
+        for label in labels[1:]:
+            theirs, chunk = best_map(figures[label], chunks)
+            name = "Pool.imap" if label == "multiprocessing.Pool" else f"{label} map"
+            row(f"W1 map default / {name}, chunk {chunk}", ours["W1 map default"], theirs, 1.0)
+        for label in labels[1:]:
+            name = "Pool.apply_async" if label == "multiprocessing.Pool" else f"{label} submit"
+            row(f"W1 submit / {name}", ours["W1 submit"], figures[label]["W1 submit"],
+                3.0 if label == "ProcessPoolExecutor" else None)
+    if "W2" in wanted:
+        for label in labels[1:]:
+            row(f"W2 MiB/s / {label}", ours["W2 MiB/s"], figures[label]["W2 MiB/s"],
+                1.2 if label == "ProcessPoolExecutor" else None)
+    if "W3" in wanted:
+        for label in labels[1:]:
+            row(f"W3 efficiency / {label}", ours["W3 efficiency"],
+                figures[label]["W3 efficiency"], None, fmt="{:>12.3f}")
+        met = ours["W3 efficiency"] >= 0.95
+        print(f"W3 efficiency of boinc_pymw: {ours['W3 efficiency']:.3f}  "
+              f"target >= 0.95 of ideal {'met' if met else 'NOT met'}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-n", "--workers", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--workloads", default="W1,W2,W3",
+                        help="comma-separated subset of W1,W2,W3 (default: all)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
     args = parser.parse_args(argv)
+    wanted = {w.strip().upper() for w in args.workloads.split(",") if w.strip()}
+    unknown = wanted - {"W1", "W2", "W3"}
+    if unknown:
+        parser.error(f"unknown workload(s): {', '.join(sorted(unknown))}")
 
-    s = workloads.sizes(args.quick)
-    n1, n2, size2, n3 = s["n1"], s["n2"], s["size2"], s["n3"]
+    sizes = workloads.sizes(args.quick)
     if args.quick:
         args.repeat = 1
     workers = args.workers
-    payloads = workloads.make_payloads(n2, size2)
-    loops, one = calibrate_spin(s["s3"])
-    ppe_chunk = max(1, math.ceil(n1 / (4 * workers)))
-    mib2 = 2 * n2 * size2 / (1 << 20)
+    n1 = sizes["n1"]
+    chunks = sorted({max(1, math.ceil(n1 / (k * workers))) for k in (4, 2, 1)})
+    payloads = workloads.make_payloads(sizes["n2"], sizes["size2"]) if "W2" in wanted else []
+    loops, one = calibrate_spin(sizes["s3"]) if "W3" in wanted else (0, 0.0)
 
     print(f"workers: {workers}, repeat: {args.repeat}, python {sys.version.split()[0]}, "
-          f"cpus: {os.cpu_count()}")
-    print(f"W3 task: {loops} loops = {one * 1000:.1f} ms serial; "
-          f"ideal ~{one * n3 / workers:.2f} s (re-measured before each W3 run)")
+          f"cpus: {os.cpu_count()}, load average at start: "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"W1 explicit chunk sizes: {', '.join(map(str, chunks))}")
+    if "W3" in wanted:
+        print(f"W3 task: {loops} loops = {one * 1000:.1f} ms serial; "
+              f"ideal ~{one * sizes['n3'] / workers:.2f} s (re-measured before each W3 run)")
 
-    pools = {"boinc_pymw": Master("multicore", workers=workers),
-             "ProcessPoolExecutor": cf.ProcessPoolExecutor(workers)}
-    samples = {label: {"W1 submit tasks/s": [], "W1 map tasks/s": [], "W2 MiB/s": [],
-                       "W3 efficiency": []} for label in pools}
+    pools = make_pools(workers)
+    samples = {label: {} for label in pools}
     try:
         for pool in pools.values():
-            list(pool.map(noop, range(100)))  # start and warm up every worker
-        for _ in range(args.repeat):
-            for label, pool in pools.items():
-                chunk = ppe_chunk if label == "ProcessPoolExecutor" else None
-                got = samples[label]
-                got["W1 submit tasks/s"].append(n1 / timed(w1_submit(pool, noop, n1)))
-                got["W1 map tasks/s"].append(n1 / timed(w1_map(pool, noop, n1, chunk)))
-                got["W2 MiB/s"].append(mib2 / timed(w2(pool, echo_payload, payloads)))
-                ideal = serial_time(loops, 3) * n3 / workers  # under the current load
-                got["W3 efficiency"].append(ideal / timed(w3(pool, spin, n3, loops)))
+            for _ in pool.map(noop, range(100), chunksize=10):  # start and warm up
+                pass
+        order = list(pools)
+        for repetition in range(args.repeat):
+            shift = repetition % len(order)
+            for label in order[shift:] + order[:shift]:
+                run_round(label, pools[label], samples, sizes, wanted, chunks, payloads,
+                          loops, workers)
     finally:
         for pool in pools.values():
             pool.shutdown()
     figures = {label: {key: statistics.median(values) for key, values in got.items()}
                for label, got in samples.items()}
-
-    ours, peer = figures["boinc_pymw"], figures["ProcessPoolExecutor"]
-    targets = {"W1 submit tasks/s": 3.0, "W1 map tasks/s": 1.0, "W2 MiB/s": 1.2}
-    print(workloads.table_header("ProcessPool"))
-    for key in ours:
-        ratio = ours[key] / peer[key]
-        if key == "W3 efficiency":
-            target = "ours >= 0.95"
-            met = ours[key] >= 0.95
-        else:
-            target = f"ratio >= {targets[key]:g}"
-            met = ratio >= targets[key]
-        print(workloads.table_row(key, ours[key], peer[key], target, met,
-                                  efficiency=key == "W3 efficiency"))
+    report(figures, chunks, wanted)
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
 
