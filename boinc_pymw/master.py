@@ -5,7 +5,7 @@ Two styles on one object:
 * concurrent.futures: ``submit`` / ``map`` / ``shutdown`` / ``with``; its
   futures work with ``concurrent.futures.as_completed`` and ``wait``.
 * PyMW: ``submit_task`` / ``get_result`` / ``get_status``, for code ported from
-  PyMW (``PyMW_Master``).
+  PyMW (the ``pymw`` package maps PyMW 0.4's own names onto these).
 
 The back end is picked by name (``interface=``), by ``-i/--interface`` on the
 command line (``add_arguments`` + ``Master.from_args``) or by the
@@ -13,25 +13,31 @@ command line (``add_arguments`` + ``Master.from_args``) or by the
 
 Ctrl-C inside ``with Master(...)`` stops at once: queued tasks are cancelled
 and back ends that can (multicore) kill their workers, so nothing hangs and no
-process is left behind.
+process is left behind. A Master dropped without ``shutdown()`` shuts its back
+end down when it is garbage-collected (running tasks still finish).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-import math
 import os
 import threading
 import time
+import weakref
 from concurrent.futures import Executor, Future
 from typing import Any, Callable, Iterable, Optional
 
 from . import backends, progress as _progress
-from .backends.base import WorkItem, run_chunk
-from .errors import BoincPymwError
+from .backends.base import ChunkFailed, SingleArgCalls, WorkItem, run_chunk
+from .errors import BoincPymwError, RemoteTraceback
 
 ENV_INTERFACE = "BOINC_PYMW_INTERFACE"
+
+
+class TaskLookupError(BoincPymwError, LookupError):
+    """``get_result`` was asked for a task this Master does not hold (never
+    submitted here, or already returned)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -90,11 +96,21 @@ class Task:
         return self._item.finished_at - self._item.started_at
 
     def get_progress(self) -> float:
+        """1.0 once finished, else 0.0 (as in PyMW)."""
         return 1.0 if self.future.done() else 0.0
 
     def __repr__(self):
         name = getattr(self.executable, "__name__", repr(self.executable))
         return f"<Task {self._item.id} {name}{self.input_data!r} {self.future._state}>"
+
+
+def _shutdown_dropped(backend) -> None:
+    """What a garbage-collected Master leaves behind: the back end stops taking
+    work and ends once what was submitted has finished."""
+    try:
+        backend.shutdown(wait=False)
+    except Exception:  # pragma: no cover - nothing to report to at GC time
+        pass
 
 
 class Master(Executor):
@@ -103,16 +119,22 @@ class Master(Executor):
     ``interface``: back-end name (see ``boinc_pymw.backends.names()``).
     ``workers``: how many workers; back ends pick a default when None.
     ``task_timeout``: seconds a single task may run (None = no limit).
-    Other keyword options go to the back end (e.g. ``project=`` for BOINC).
+    ``initializer(*initargs)`` runs once in each worker process (multicore,
+    mpi), like ``ProcessPoolExecutor``'s.
+    Other keyword options go to the back end (e.g. ``project=`` for BOINC); an
+    option the back end does not know is a TypeError.
     """
 
     def __init__(self, interface: Optional[str] = None, workers: Optional[int] = None,
                  *, task_timeout: Optional[float] = None, **options: Any):
         name = interface or os.environ.get(ENV_INTERFACE) or backends.DEFAULT
         backend_cls = backends.get(name)
+        backend_cls.check_options(options)
         self.interface = name
         self.task_timeout = task_timeout
         self._backend = backend_cls(workers=workers, **options)
+        self._finalizer = weakref.finalize(self, _shutdown_dropped, self._backend)
+        self._finalizer.atexit = False  # at exit the back ends stop their own workers
         self._lock = threading.Lock()
         self._shutdown = False
         self._tasks: list[Task] = []
@@ -154,56 +176,46 @@ class Master(Executor):
             chunksize: Optional[int] = None, progress: bool = False):
         """Like ``Executor.map``; calls travel in chunks (automatic size by
         default) so that tiny tasks cost little. ``progress=True`` shows a
-        progress bar (tqdm when installed)."""
+        progress bar (tqdm when installed).
+
+        Each result is released once yielded. A call that raises re-raises
+        at its place in the order: the results before it, even those of its
+        own chunk, are yielded first."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        calls = list(zip(*iterables))
+        # One iterable (the usual case): no 1-tuples to build, pickle and unpack.
+        one_arg = len(iterables) == 1
+        calls = list(iterables[0]) if one_arg else list(zip(*iterables))
         if chunksize is None:
-            chunksize = self._backend.default_chunksize or self._auto_chunksize(len(calls))
+            chunksize = self._backend.map_chunksize(fn, len(calls))
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1")
-        items = []
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             if chunksize == 1:
-                items = [WorkItem(fn, args, timeout=self.task_timeout) for args in calls]
+                items = [WorkItem(fn, (args,) if one_arg else args, timeout=self.task_timeout)
+                         for args in calls]
             else:
                 # Back ends recognise chunks by ``item.fn is run_chunk``.
-                items = [WorkItem(run_chunk, (fn, calls[i:i + chunksize]),
-                                  timeout=self.task_timeout)
-                         for i in range(0, len(calls), chunksize)]
+                chunks = (calls[i:i + chunksize] for i in range(0, len(calls), chunksize))
+                if one_arg:
+                    chunks = map(SingleArgCalls, chunks)
+                items = [WorkItem(run_chunk, (fn, chunk), timeout=self.task_timeout)
+                         for chunk in chunks]
             if items:
                 self._backend.submit(items)
-        results = self._results_in_order(items, deadline, chunked=chunksize != 1)
-        if progress:
-            return _progress.track(results, len(calls), desc=getattr(fn, "__name__", "tasks"))
-        return results
-
-    def _auto_chunksize(self, n: int) -> int:
-        workers = max(1, self._backend.workers or os.cpu_count() or 1)
-        return max(1, min(4096, math.ceil(n / (workers * 4))))
-
-    @staticmethod
-    def _results_in_order(items, deadline, chunked):
+        total = len(calls)
         futures = [item.future for item in items]
-        try:
-            futures.reverse()
-            while futures:
-                fut = futures[-1]
-                remaining = None if deadline is None else deadline - time.monotonic()
-                value = fut.result(remaining)
-                futures.pop()
-                if chunked:
-                    yield from value
-                else:
-                    yield value
-        finally:
-            for fut in futures:
-                fut.cancel()
+        del items, calls  # the generator below must be the only holder of results
+        results = _results_in_order(futures, deadline, chunked=chunksize != 1)
+        if progress:
+            return _progress.track(results, total, desc=getattr(fn, "__name__", "tasks"))
+        return results
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
             self._shutdown = True
+        self._finalizer.detach()
         try:
             self._backend.shutdown(wait=wait, cancel_futures=cancel_futures)
         except KeyboardInterrupt:
@@ -214,6 +226,7 @@ class Master(Executor):
         """Stop now: cancel what is queued, stop what runs where possible."""
         with self._lock:
             self._shutdown = True
+        self._finalizer.detach()
         kill = getattr(self._backend, "kill", None)
         if kill is not None:
             kill(reason)
@@ -230,27 +243,50 @@ class Master(Executor):
 
     # -- PyMW-compatible API ------------------------------------------------
     def submit_task(self, executable: Callable, input_data: Iterable = (), modules=(),
-                    dep_funcs=(), data_files=()) -> Task:
+                    dep_funcs=(), data_files=(), input_from_file: bool = False) -> Task:
         """PyMW's ``submit_task``: run ``executable(*input_data)``.
 
         ``modules`` and ``dep_funcs`` are accepted for PyMW compatibility: the
         function travels with what it references, so they need no special
-        handling. ``data_files`` must exist; they are checked here so a
-        missing file fails at submission rather than on a worker.
+        handling. Each of ``data_files`` is put, under its base name, into a
+        directory of the task's own that is its current directory while it
+        runs (checked here: a missing file fails at submission).
+        ``input_from_file=True`` says ``input_data`` names files the task
+        opens itself (paths, or PyMW_MapReduce's ``[path, start, end]``
+        blocks): they must exist, and relative names are made absolute so they
+        still work from the task's directory.
         """
         if not callable(executable):
             raise TypeError("executable must be a callable")
-        for path in data_files:
-            if not os.path.exists(path):
-                raise FileNotFoundError(f"data file not found: {path}")
         input_data = tuple(input_data) if input_data is not None else ()
-        item = self._submit_item(executable, input_data, {})
+        if input_from_file:
+            input_data = _absolute_file_names(input_data)
+        if data_files:
+            from .backends.task_directory import collect, run_in_task_directory
+
+            mode = type(self._backend).data_files
+            if mode is None:
+                raise BoincPymwError(
+                    f"the {self.interface} back end cannot put data_files into a task's "
+                    f"directory (multicore and mpi can); ship the data with the task's "
+                    f"arguments, or with the app's code")
+            files = collect(data_files, mode)
+            item = self._submit_item(run_in_task_directory,
+                                     (executable, input_data, {}, files), {})
+        else:
+            item = self._submit_item(executable, input_data, {})
         task = Task(executable, input_data, item)
+        self._track(task)
+        return task
+
+    def _track(self, task: Task) -> None:
+        """Hand ``task`` to ``get_result``/``get_status`` bookkeeping."""
         with self._finished_cond:
             self._tasks.append(task)
             self._unreturned[task] = None
-        item.future.add_done_callback(lambda _f, t=task: self._task_done(t))
-        return task
+        # A weak reference: a pending task must not keep its Master alive.
+        master = weakref.ref(self)
+        task.future.add_done_callback(lambda _f, t=task: _task_done(master, t))
 
     def _task_done(self, task: Task) -> None:
         with self._finished_cond:
@@ -281,9 +317,9 @@ class Master(Executor):
                     del self._unreturned[found]
                     break
                 if wanted is None and not self._unreturned:
-                    raise BoincPymwError("get_result: every submitted task was already returned")
+                    raise TaskLookupError("get_result: every submitted task was already returned")
                 if wanted is not None and not any(t in self._unreturned for t in wanted):
-                    raise BoincPymwError(
+                    raise TaskLookupError(
                         "get_result: the task was not submitted to this master or was already returned")
                 if not blocking:
                     return None, None
@@ -293,22 +329,98 @@ class Master(Executor):
                 self._finished_cond.wait(remaining)
         return found, found.future.result()
 
+    def get_progress(self, task: Task | list) -> list:
+        """PyMW's ``get_progress``: the progress (0.0 or 1.0) of each task."""
+        tasks = list(task) if isinstance(task, (list, tuple)) else [task]
+        return [t.get_progress() for t in tasks]
+
     def get_status(self) -> dict:
-        """Counts of PyMW-style tasks by state, plus the back end's own facts."""
+        """Counts of PyMW-style tasks by state, the tasks themselves (PyMW's
+        ``"tasks"`` list, in submission order), plus the back end's own facts."""
         counts = collections.Counter()
         with self._finished_cond:
-            for t in self._tasks:
-                f = t.future
-                if f.cancelled():
-                    counts["cancelled"] += 1
-                elif f.done():
-                    counts["failed" if f.exception() else "done"] += 1
-                elif f.running():
-                    counts["running"] += 1
-                else:
-                    counts["queued"] += 1
+            tasks = list(self._tasks)
+        for t in tasks:
+            f = t.future
+            if f.cancelled():
+                counts["cancelled"] += 1
+            elif f.done():
+                counts["failed" if f.exception() else "done"] += 1
+            elif f.running():
+                counts["running"] += 1
+            else:
+                counts["queued"] += 1
         status = {"interface": self.interface,
                   **{k: counts.get(k, 0) for k in ("queued", "running", "done", "failed", "cancelled")},
-                  "tasks": len(self._tasks)}
+                  "submitted": len(tasks), "tasks": tasks}
         status.update(self._backend.status())
         return status
+
+
+def _task_done(master_ref, task: Task) -> None:
+    master = master_ref()
+    if master is not None:
+        master._task_done(task)
+
+
+def _result_or_cancel(future: Future, timeout: Optional[float]):
+    """``future.result(timeout)``; on a timeout (or Ctrl-C) the future is
+    cancelled too, since nobody will ask for it again."""
+    try:
+        return future.result(timeout)
+    finally:
+        future.cancel()
+
+
+def _results_in_order(futures: list, deadline: Optional[float], chunked: bool):
+    """Yield the results of ``futures`` in order, dropping each reference as
+    it is yielded (a long map must not keep every result alive)."""
+    futures.reverse()
+    try:
+        while futures:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if not chunked:
+                yield _result_or_cancel(futures.pop(), remaining)
+                continue
+            try:
+                chunk = _result_or_cancel(futures.pop(), remaining)
+            except ChunkFailed as failed:
+                chunk, error = failed.results, _unpack_chunk_error(failed)
+                del failed
+            else:
+                error = None
+            chunk.reverse()
+            while chunk:
+                yield chunk.pop()
+            if error is not None:
+                try:
+                    raise error
+                finally:
+                    del error
+    finally:
+        for fut in futures:
+            fut.cancel()
+
+
+def _unpack_chunk_error(failed: ChunkFailed) -> BaseException:
+    """The failing call's own exception. Back from another process it has no
+    traceback: the worker's traceback text becomes its ``__cause__``."""
+    error = failed.error
+    if error.__traceback__ is None and error.__cause__ is None and failed.traceback_text:
+        error.__cause__ = RemoteTraceback(failed.traceback_text)
+    return error
+
+
+def _absolute_file_names(data):
+    """PyMW's ``input_from_file``: file names in ``data`` (strings, possibly in
+    lists such as ``[path, start, end]`` blocks) must exist; relative ones are
+    made absolute."""
+    if isinstance(data, (str, os.PathLike)):
+        path = os.fspath(data)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"input file not found: {path}")
+        return os.path.abspath(path)
+    if isinstance(data, (list, tuple)):
+        converted = [_absolute_file_names(x) for x in data]
+        return type(data)(converted) if isinstance(data, tuple) else converted
+    return data

@@ -45,10 +45,14 @@ def bar(total: Optional[int], desc: str = "tasks", file=None):
 def track(values: Iterable, total: Optional[int], desc: str = "tasks", file=None) -> Iterator:
     """Yield ``values`` unchanged while advancing a bar by one per value."""
     progress = bar(total, desc, file)
+
+    def counted(value):
+        progress.update(1)
+        return value
+
     try:
-        for value in values:
-            progress.update(1)
-            yield value
+        # no loop variable: a value must not stay referenced here once yielded
+        yield from map(counted, values)
     finally:
         progress.close()
 

@@ -51,10 +51,10 @@ class ThreadBackend(Backend):
 
     name = "threads-test"
 
-    def __init__(self, workers=None, **options):
+    def __init__(self, workers=None, *, colour=None, **options):
         super().__init__(workers or 2, **options)
         self.threads = []
-        self.seen_options = options
+        self.seen_options = {"colour": colour}
 
     def submit(self, items):
         for item in items:
@@ -250,7 +250,8 @@ def test_get_status_counts_tasks_by_state(gate):
             others = [m.submit_task(square, (i,)) for i in range(4)]
             failing = m.submit_task(divide, (1, 0))
             status = m.get_status()
-            assert status["tasks"] == 6 and status["workers"] == 1
+            assert status["submitted"] == 6 and status["workers"] == 1
+            assert status["tasks"] == [blocked, *others, failing]  # PyMW's list
             assert status["queued"] + status["running"] == 6
             assert status["running"] >= 1 and status["done"] == status["failed"] == 0
         finally:

@@ -127,6 +127,10 @@ class BoincBackend(Backend):
 
     name = "boinc"
     default_chunksize = 1
+    #: workunit fields a Master may set (Backend.check_options accepts them)
+    extra_options = ("min_quorum", "target_nresults", "delay_bound", "rsc_fpops_est",
+                     "rsc_fpops_bound", "max_error_results", "max_total_results",
+                     "max_success_results", "priority")
 
     def __new__(cls, *args: Any, **options: Any):
         if cls is BoincBackend and options.get("url"):   # remote: see remote.py
@@ -147,6 +151,7 @@ class BoincBackend(Backend):
                  app: str = "boinc_pymw", batch: Optional[str] = None,
                  results_dir: Optional[str] = None, poll_interval: float = 5.0,
                  **options: Any):
+        wu_fields = {k: options.pop(k) for k in self.extra_options if k in options}
         super().__init__(workers, **options)
         from ...boinc.project import Project
 
@@ -156,10 +161,7 @@ class BoincBackend(Backend):
         self.poll_interval = float(poll_interval)
         generated = batch is None
         self.batch = check_batch_name(batch or new_batch_name())
-        self.wu_fields = {k: options[k] for k in
-                          ("min_quorum", "target_nresults", "delay_bound", "rsc_fpops_est",
-                           "rsc_fpops_bound", "max_error_results", "max_total_results",
-                           "max_success_results", "priority") if options.get(k) is not None}
+        self.wu_fields = {k: v for k, v in wu_fields.items() if v is not None}
         self._lock = threading.Lock()
         self._next_index = 0
         self._pending: dict[str, tuple[WorkItem, int]] = {}   # wu name -> (item, wu id)

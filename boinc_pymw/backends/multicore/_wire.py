@@ -27,12 +27,21 @@ import struct
 FRAME = struct.Struct("<cQ")
 HEADER_LEN = struct.Struct("<I")
 
-INIT = b"I"      # master -> worker: settings (sys.path, checkpoint root)
+INIT = b"I"      # master -> worker: settings (sys.path, checkpoint root, initializer)
 TASKS = b"T"     # master -> worker: a batch of tasks
 RESULTS = b"R"   # worker -> master: a batch of outcomes
 STARTED = b"S"   # worker -> master: a task with a timeout has started
+INIT_FAILED = b"F"  # worker -> master: the initializer raised; the worker exits
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+#: flags of a task record in a TASKS batch
+TIMED = 1  # it has a timeout: say when it starts (a STARTED frame)
+CHUNK = 2  # a ``map`` chunk: the payload is its calls, run with ``run_chunk``
+
+#: the memory both sides map: u64 tasks started, u64 CLOCK_MONOTONIC
+#: nanoseconds at which the running call of a timed chunk began
+COUNTER_BYTES = 16
 
 #: ``bytes`` at least this big travel raw; smaller pieces are joined into one
 #: buffer before writing

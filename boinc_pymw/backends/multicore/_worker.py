@@ -27,6 +27,7 @@ import threading
 import time
 import traceback
 
+from boinc_pymw.backends.base import run_chunk
 from boinc_pymw.backends.multicore import _wire as wire
 
 #: send finished outcomes at least this often while a batch runs (seconds)
@@ -67,6 +68,15 @@ def _error_blob(exc: BaseException) -> bytes:
     return pickle.dumps((exc_bytes, name, str(exc), text), wire.PROTOCOL)
 
 
+def _stamping_calls(fn, counter):
+    """``fn``, noting in shared memory when each call begins, so that the
+    master times a chunk's calls out one by one rather than the whole chunk."""
+    def call(*args):
+        counter[1] = time.monotonic_ns()
+        return fn(*args)
+    return call
+
+
 def _checkpoint_context():
     """``boinc_pymw.checkpoint.task_context`` if that module is installed."""
     try:
@@ -97,7 +107,7 @@ class Worker:
     def __init__(self, task_fd: int, result_fd: int, counter_fd: int):
         self.task_fd = task_fd
         self.result_fd = result_fd
-        self._counter_map = mmap.mmap(counter_fd, 8)
+        self._counter_map = mmap.mmap(counter_fd, wire.COUNTER_BYTES)
         self.started = memoryview(self._counter_map).cast("Q")
         self.records: list = []
         self.blobs: list = []
@@ -111,11 +121,24 @@ class Worker:
             self.records, self.blobs, self.pending_bytes = [], [], 0
             wire.write_all(self.result_fd, parts)
 
-    def setup(self, settings: dict) -> None:
+    def setup(self, settings: dict) -> bool:
+        """Apply the master's settings and run the initializer; False if it
+        raised (the master has been told why, and this worker must exit)."""
         sys.path[:] = settings["sys_path"]
         if settings.get("checkpoint_root"):
             self.checkpoint_file = _enter_checkpoint_directory(
                 self._contexts, settings["checkpoint_root"])
+        if settings.get("initializer") is not None:
+            try:
+                initializer, initargs = pickle.loads(settings["initializer"])
+                initializer(*initargs)
+            except BaseException as exc:
+                text = "".join(traceback.format_exception(exc))
+                name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+                wire.write_all(self.result_fd, [wire.frame(
+                    wire.INIT_FAILED, pickle.dumps((name, str(exc), text)))])
+                return False
+        return True
 
     def run_batch(self, body) -> None:
         (fn_count, tasks), blobs = wire.decode_batch(body)
@@ -127,24 +150,29 @@ class Worker:
                 functions.append((False, exc))
         last_flush = time.perf_counter()
         payload = iter(blobs[fn_count:])
-        for task_id, fn_index, timed, raw_count in tasks:
+        for task_id, fn_index, flags, raw_count in tasks:
             blob = next(payload)
             raws = [next(payload) for _ in range(raw_count)] if raw_count else None
             self.started[0] += 1
             started_wall = time.time()
             began = time.perf_counter()
-            if timed:
+            if flags & wire.TIMED:
                 wire.write_all(self.result_fd, [wire.frame(
                     wire.STARTED, pickle.dumps((task_id, time.monotonic())))])
             try:
                 loaded, fn = functions[fn_index]
                 if not loaded:
                     raise fn.with_traceback(None)
-                args, kwargs = pickle.loads(blob)
-                if raws:
-                    args, kwargs = wire.join_raw(args, kwargs, raws)
-                    raws = None
-                value = fn(*args, **kwargs)
+                if flags & wire.CHUNK:
+                    if flags & wire.TIMED:
+                        fn = _stamping_calls(fn, self.started)
+                    value = run_chunk(fn, pickle.loads(blob))
+                else:
+                    args, kwargs = pickle.loads(blob)
+                    if raws:
+                        args, kwargs = wire.join_raw(args, kwargs, raws)
+                        raws = None
+                    value = fn(*args, **kwargs)
                 ok = True
             except BaseException as exc:
                 ok, value = False, exc
@@ -160,9 +188,10 @@ class Worker:
             else:
                 try:
                     out = _dump(value)
-                except BaseException as exc:
-                    ok, out = False, _error_blob(TypeError(
-                        f"the task's result ({type(value).__name__}) cannot be pickled: {exc}"))
+                except BaseException as exc:  # the caller gets this very exception
+                    exc.add_note(f"(raised while pickling the task's result, "
+                                 f"a {type(value).__name__}, to send it to the master)")
+                    ok, out = False, _error_blob(exc)
             value = None
             self.records.append((task_id, ok, started_wall, ended - began, raw))
             self.blobs.append(out)
@@ -184,7 +213,8 @@ class Worker:
             if kind == wire.TASKS:
                 self.run_batch(body)
             elif kind == wire.INIT:
-                self.setup(pickle.loads(body))
+                if not self.setup(pickle.loads(body)):
+                    return 1
 
 
 def main(argv: list[str]) -> int:

@@ -54,7 +54,8 @@ import tempfile
 import threading
 import time
 import weakref
-from typing import Any, Optional, Sequence
+from concurrent.futures import BrokenExecutor
+from typing import Any, Callable, Optional, Sequence
 
 from ...errors import BoincPymwError, RemoteTraceback, TaskError, TaskTimeout, WorkerLost
 from . import _wire as wire
@@ -70,6 +71,8 @@ COST_TABLE_SIZE = 256
 MAX_FRAME_PAYLOAD = 1 << 20
 #: how long a stopping worker may take before it is killed (seconds)
 STOP_GRACE = 5.0
+#: ``map`` without a chunk size: most seconds of measured work per chunk
+CHUNK_SECONDS = 0.005
 
 _live_backends: "weakref.WeakSet[MulticoreBackend]" = weakref.WeakSet()
 
@@ -98,13 +101,52 @@ def _function_name(fn) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
 
 
+def _function_key(fn) -> tuple:
+    """What run times are learnt by: the same function in every ``map``."""
+    return getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+
+
+def _task_name(item: WorkItem) -> str:
+    """The function a task runs (for a map chunk: the mapped function)."""
+    return _function_name(_map_chunk(item)[0])
+
+
+def _function_blob(item: WorkItem, fn) -> bytes:
+    """``fn`` cloudpickled, once for all the items of one ``submit`` call."""
+    shared = getattr(item, "function_blobs", None)
+    if shared is None:
+        return _cloudpickle().dumps(fn, wire.PROTOCOL)
+    blob = shared.get(id(fn))
+    if blob is None:
+        blob = shared[id(fn)] = _cloudpickle().dumps(fn, wire.PROTOCOL)
+    return blob
+
+
+def _map_chunk(item: WorkItem) -> tuple:
+    """``(fn, calls)`` of a ``Master.map`` chunk, or ``(item.fn, None)``."""
+    if item.fn is run_chunk and len(item.args) == 2 and not item.kwargs:
+        return item.args
+    return item.fn, None
+
+
 def _cost_key(item: WorkItem) -> tuple:
     """(which function, how many calls): run times are learnt per function,
     and a ``map`` chunk counts as one call per element."""
-    fn, units = item.fn, 1
-    if fn is run_chunk and len(item.args) == 2:
-        fn, units = item.args[0], max(1, len(item.args[1]))
-    return (getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)), units
+    fn, calls = _map_chunk(item)
+    return _function_key(fn), 1 if calls is None else max(1, len(calls))
+
+
+def map_chunksize_for(per_call: float, n_calls: int, workers: int) -> int:
+    """``map``'s chunk size for a function whose calls took ``per_call``
+    seconds each: as few chunks as keep each under ``CHUNK_SECONDS`` of work,
+    in a multiple of ``workers`` equal chunks (one per worker for no-ops).
+    So no-ops travel in as few frames as possible, while calls of 5 ms or
+    more go one by one and stay balanced (and cancellable) across workers.
+    """
+    workers = max(1, workers)
+    chunks = max(1, math.ceil(n_calls * per_call / CHUNK_SECONDS))
+    chunks = math.ceil(chunks / workers) * workers
+    return max(1, math.ceil(n_calls / chunks))
 
 
 def rebuild_exception(blob) -> BaseException:
@@ -114,7 +156,7 @@ def rebuild_exception(blob) -> BaseException:
     if exc_bytes is not None:
         try:
             exc = pickle.loads(exc_bytes)
-        except Exception:
+        except BaseException:  # even SystemExit from a hostile __reduce__: not our loop's end
             exc = None
     if not isinstance(exc, BaseException):
         exc = TaskError(f"{type_name}: {message}")
@@ -135,13 +177,13 @@ class _Worker:
             counter_fd = os.memfd_create("boinc_pymw-started")
         else:  # pragma: no cover - non-Linux
             counter_fd = os.dup(tempfile.TemporaryFile().fileno())
-        os.ftruncate(counter_fd, 8)
+        os.ftruncate(counter_fd, wire.COUNTER_BYTES)
         try:
             self.popen = subprocess.Popen(
                 [sys.executable, "-m", "boinc_pymw.backends.multicore._worker",
                  str(task_r), str(result_w), str(counter_fd), str(os.getpid())],
                 pass_fds=(task_r, result_w, counter_fd), env=env, stdin=subprocess.DEVNULL)
-            self._counter_map = mmap.mmap(counter_fd, 8)
+            self._counter_map = mmap.mmap(counter_fd, wire.COUNTER_BYTES)
         finally:
             os.close(task_r)
             os.close(result_w)
@@ -209,12 +251,18 @@ class MulticoreBackend(Backend):
     """Persistent worker processes on this machine (the default interface)."""
 
     name = "multicore"
+    data_files = "copy"  # workers share this machine's files
 
-    def __init__(self, workers: Optional[int] = None, **options: Any):
+    def __init__(self, workers: Optional[int] = None, *, initializer: Optional[Callable] = None,
+                 initargs: tuple = (), **options: Any):
         workers = workers if workers is not None else (os.cpu_count() or 1)
         if workers < 1:
             raise ValueError("workers must be >= 1")
         super().__init__(workers, **options)
+        settings = {"sys_path": list(sys.path)}
+        if initializer is not None:
+            # Sent in every worker's INIT frame, so a replacement runs it too.
+            settings["initializer"] = _initializer_blob(initializer, initargs)
         self._pending: collections.deque[WorkItem] = collections.deque()
         self._retry: collections.deque[WorkItem] = collections.deque()  # already RUNNING
         self._deadlines: list = []
@@ -230,8 +278,8 @@ class MulticoreBackend(Backend):
         os.set_blocking(self._wake_w, False)
         self._checkpoint_root = tempfile.mkdtemp(prefix="boinc_pymw-mc-")
         self._env = self._worker_env()
-        self._init_frame = wire.frame(wire.INIT, pickle.dumps(
-            {"sys_path": list(sys.path), "checkpoint_root": self._checkpoint_root}))
+        settings["checkpoint_root"] = self._checkpoint_root
+        self._init_frame = wire.frame(wire.INIT, pickle.dumps(settings))
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._workers: list[_Worker] = []
@@ -254,6 +302,11 @@ class MulticoreBackend(Backend):
             raise RuntimeError("cannot schedule new futures after shutdown")
         if self._broken is not None:
             raise BoincPymwError(self._broken)
+        if len(items) > 1:
+            # One map: its function is pickled once, not once per frame.
+            shared: dict = {}
+            for item in items:
+                item.function_blobs = shared
         self._pending.extend(items)
         if self._armed:
             self._armed = False
@@ -280,6 +333,14 @@ class MulticoreBackend(Backend):
         if self._thread is not threading.current_thread():
             self._thread.join(STOP_GRACE * 2)
 
+    def map_chunksize(self, fn, n_calls: int) -> int:
+        """From the measured run time of ``fn`` (see :func:`map_chunksize_for`);
+        the general rule while it has not run yet."""
+        per_call = self._cost.get(_function_key(fn))
+        if per_call is None:
+            return super().map_chunksize(fn, n_calls)
+        return map_chunksize_for(per_call, n_calls, self.workers)
+
     def status(self) -> dict:
         return {
             "workers": self.workers,
@@ -292,8 +353,8 @@ class MulticoreBackend(Backend):
     @staticmethod
     def _worker_env() -> dict:
         env = dict(os.environ)
-        package_parent = os.path.dirname(os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__))))
+        package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__)))))  # .../boinc_pymw/backends/multicore/backend.py
         env["PYTHONPATH"] = os.pathsep.join(
             [package_parent] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         return env
@@ -377,11 +438,11 @@ class MulticoreBackend(Backend):
         if not ready:
             return
         ready.sort(key=lambda w: w.queued_seconds)  # idle workers first
-        for w in ready:
+        for position, w in enumerate(ready):
             queued = len(self._pending) + len(self._retry)
             if not queued:
                 return
-            share = max(1, math.ceil(queued / len(ready)))
+            share = max(1, math.ceil(queued / (len(ready) - position)))
             self._send_batch(w, share)
 
     def _next_item(self) -> Optional[WorkItem]:
@@ -405,25 +466,35 @@ class MulticoreBackend(Backend):
             item = self._next_item()
             if item is None:
                 break
-            index = fn_index.get(id(item.fn))
+            # A map chunk travels as its function plus its calls, so the
+            # calls pickle with plain pickle even when the function needs
+            # cloudpickle (a lambda, a __main__ function).
+            fn, calls = _map_chunk(item)
+            index = fn_index.get(id(fn))
             if index is None:
                 try:
-                    blob = _cloudpickle().dumps(item.fn, wire.PROTOCOL)
-                except Exception as exc:
-                    item.set_exception(TypeError(
-                        f"cannot send function {_function_name(item.fn)} to a worker: {exc}"))
+                    blob = _function_blob(item, fn)
+                except BaseException as exc:
+                    item.set_exception(_cannot_send(
+                        f"cannot send function {_function_name(fn)} to a worker", exc))
                     continue
-                index = fn_index[id(item.fn)] = len(fn_blobs)
+                index = fn_index[id(fn)] = len(fn_blobs)
                 fn_blobs.append(blob)
                 size += len(blob)
             try:
-                args, kwargs, raws = wire.split_raw(item.args, item.kwargs)
-                blob = _dumps((args, kwargs))
-            except Exception as exc:
-                item.set_exception(TypeError(
-                    f"cannot send the arguments of {_function_name(item.fn)} to a worker: {exc}"))
+                if calls is None:
+                    args, kwargs, raws = wire.split_raw(item.args, item.kwargs)
+                    blob = _dumps((args, kwargs))
+                else:
+                    raws = ()
+                    blob = _dumps(calls)
+            except BaseException as exc:
+                item.set_exception(_cannot_send(
+                    f"cannot send the arguments of {_function_name(fn)} to a worker", exc))
                 continue
-            records.append((item.id, index, item.timeout is not None, len(raws)))
+            flags = ((wire.TIMED if item.timeout is not None else 0)
+                     | (wire.CHUNK if calls is not None else 0))
+            records.append((item.id, index, flags, len(raws)))
             arg_blobs.append(blob)
             size += len(blob)
             if raws:
@@ -477,8 +548,20 @@ class MulticoreBackend(Backend):
                         heapq.heappush(self._deadlines,
                                        (started + item.timeout, item.id, worker, item))
                         break
+            elif kind == wire.INIT_FAILED:
+                self._initializer_failed(worker, body)
         if eof or exited:
             self._replace(worker)
+
+    def _initializer_failed(self, worker: _Worker, body) -> None:
+        """A worker's initializer raised: like ProcessPoolExecutor, the pool is
+        broken; what waits fails with BrokenExecutor and new work is refused."""
+        type_name, message, tb_text = pickle.loads(body)
+        self._broken = (f"the initializer failed in multicore worker {worker.index} "
+                        f"(pid {worker.pid}): {type_name}: {message}")
+        error = BrokenExecutor(self._broken)
+        error.__cause__ = RemoteTraceback(tb_text)
+        self._fail_queued(error)
 
     def _take_results(self, worker: _Worker, body) -> None:
         records, blobs = wire.decode_batch(body)
@@ -499,9 +582,11 @@ class MulticoreBackend(Backend):
             if ok:
                 try:
                     value = bytes(blob) if raw else pickle.loads(blob)
-                except Exception as exc:
-                    item.set_exception(TaskError(
-                        f"the result of task {item.id} cannot be unpickled in the master: {exc!r}"))
+                except BaseException as exc:  # even SystemExit: fail this task, keep the loop
+                    error = TaskError(
+                        f"the result of task {item.id} cannot be unpickled in the master: {exc!r}")
+                    error.__cause__ = exc
+                    item.set_exception(error)
                     continue
                 item.set_result(value)
             else:
@@ -531,10 +616,20 @@ class MulticoreBackend(Backend):
             _, _, worker, item = heapq.heappop(self._deadlines)
             if item.future.done() or worker.closed:
                 continue
-            worker.stop_reason = f"task {item.id} exceeded its {item.timeout:g} s timeout"
+            what = f"task {item.id}"
+            if item.fn is run_chunk:
+                # The timeout is per call: the worker stamps when each call
+                # of a timed chunk begins.
+                call_began = worker.started[1] / 1e9
+                if call_began + item.timeout > now:
+                    heapq.heappush(self._deadlines,
+                                   (call_began + item.timeout, item.id, worker, item))
+                    continue
+                what = f"a call of map chunk {item.id}"
+            worker.stop_reason = f"{what} exceeded its {item.timeout:g} s timeout"
             worker.kill()
             item.set_exception(TaskTimeout(
-                f"task {item.id} ({_function_name(item.fn)}) ran longer than its "
+                f"{what} ({_task_name(item)}) ran longer than its "
                 f"{item.timeout:g} s timeout; worker {worker.index} (pid {worker.pid}) "
                 f"was killed and replaced"))
 
@@ -555,7 +650,7 @@ class MulticoreBackend(Backend):
             elif position == ran - 1:
                 item.set_exception(WorkerLost(
                     f"{who} died while running task {item.id} "
-                    f"({_function_name(item.fn)}): {cause}"))
+                    f"({_task_name(item)}): {cause}"))
             elif position < ran:
                 item.set_exception(WorkerLost(
                     f"{who} died ({cause}) before sending the result of task {item.id}"))
@@ -616,6 +711,24 @@ def _cloudpickle():
     import cloudpickle
 
     return cloudpickle
+
+
+def _cannot_send(what: str, exc: BaseException) -> TypeError:
+    """The caller's error for a call that does not pickle; the pickler's own
+    exception (PicklingError, or what ``__reduce__`` raised) is its cause."""
+    error = TypeError(f"{what}: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+def _initializer_blob(initializer: Callable, initargs) -> bytes:
+    if not callable(initializer):
+        raise TypeError(f"initializer must be callable, not {type(initializer).__name__}")
+    try:
+        return _cloudpickle().dumps((initializer, tuple(initargs)), wire.PROTOCOL)
+    except Exception as exc:
+        raise TypeError(f"cannot send the initializer {_function_name(initializer)} "
+                        f"to the workers: {exc}") from exc
 
 
 def _dumps(obj) -> bytes:
