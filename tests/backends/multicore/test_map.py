@@ -1,0 +1,112 @@
+"""Multicore ``map``: the fast path is the default, and chunking never bends
+what a call sees (its argument, its timeout, the function as it was)."""
+
+import itertools
+import os
+import time
+
+import pytest
+
+from boinc_pymw import Master
+from boinc_pymw.backends.multicore import backend as multicore
+from boinc_pymw.errors import TaskTimeout
+
+HANG_GUARD = int(os.environ.get("HANG_GUARD", 60))  # only turns a hang into a failure
+
+
+def square(x):
+    return x * x
+
+
+def add(a, b):
+    return a + b
+
+
+def nap(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+def size(value):
+    return len(value)
+
+
+class CountsItsPickling:
+    """A callable that counts, in the master, how often it is pickled."""
+
+    pickled = 0
+
+    def __call__(self, x):
+        return -x
+
+    def __reduce__(self):
+        CountsItsPickling.pickled += 1
+        return CountsItsPickling, ()
+
+
+@pytest.fixture
+def master():
+    with Master("multicore", workers=2) as m:
+        yield m
+
+
+@pytest.mark.parametrize("chunksize", [None, 1, 2])
+def test_one_iterable_passes_each_element_whole(master, chunksize):
+    values = [(1, 2), (3,), (), [4, 5, 6], "ab"]
+    assert list(master.map(size, values, chunksize=chunksize)) == [2, 1, 0, 3, 2]
+
+
+@pytest.mark.parametrize("chunksize", [None, 1, 3])
+def test_several_iterables_stop_at_the_shortest(master, chunksize):
+    got = master.map(add, range(7), itertools.count(10), chunksize=chunksize)
+    assert list(got) == [x + x + 10 for x in range(7)]
+
+
+def test_chunk_size_rule_for_measured_functions():
+    rule = multicore.map_chunksize_for
+    # cheap calls: one chunk per worker
+    assert rule(1e-7, 10_000, 2) == 5000
+    assert rule(0.0, 10_000, 4) == 2500
+    assert rule(1e-7, 3, 2) == 2
+    # no chunk over CHUNK_SECONDS of work, and as many chunks for each worker
+    assert rule(1.2e-6, 10_000, 2) == 2500  # 12 ms: 3 chunks would do, 4 keep 2 workers even
+    assert rule(1e-4, 10_000, 2) == 50
+    # calls of CHUNK_SECONDS or more travel one by one
+    assert rule(multicore.CHUNK_SECONDS, 10_000, 2) == 1
+    assert rule(0.5, 10, 4) == 1
+
+
+def test_default_chunks_follow_what_the_back_end_measured(master):
+    backend = master.backend
+    unmeasured = backend.map_chunksize(square, 10_000)
+    assert unmeasured == 1250  # the README's len / (4 * workers)
+    assert list(master.map(square, range(2000))) == [x * x for x in range(2000)]
+    assert backend.map_chunksize(square, 10_000) > unmeasured
+    assert list(master.map(nap, [0.01] * 4, chunksize=1)) == [0.01] * 4
+    assert backend.map_chunksize(nap, 10_000) <= 2
+
+
+def test_task_timeout_applies_to_each_call_of_a_chunk():
+    with Master("multicore", workers=2, task_timeout=0.5) as m:
+        assert list(m.map(nap, [0.2] * 8, chunksize=4)) == [0.2] * 8
+
+
+def test_a_stuck_call_inside_a_chunk_still_times_out():
+    with Master("multicore", workers=1, task_timeout=0.5) as m:
+        results = m.map(nap, [0, 0, 600, 0], chunksize=4, timeout=HANG_GUARD)
+        with pytest.raises(TaskTimeout, match="nap"):
+            list(results)
+        assert m.submit(square, 3).result(HANG_GUARD) == 9
+
+
+@pytest.mark.parametrize("chunksize", [None, 1])
+def test_the_function_is_pickled_once_per_map(master, chunksize):
+    CountsItsPickling.pickled = 0
+    got = list(master.map(CountsItsPickling(), range(200), chunksize=chunksize))
+    assert got == [-x for x in range(200)]
+    assert CountsItsPickling.pickled == 1
+
+
+def test_workers_find_the_package_even_when_it_is_not_installed():
+    first = multicore.MulticoreBackend._worker_env()["PYTHONPATH"].split(os.pathsep)[0]
+    assert os.path.isfile(os.path.join(first, "boinc_pymw", "__init__.py"))
