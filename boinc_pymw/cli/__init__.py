@@ -43,6 +43,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run one subcommand; its exit status.
+
+    A reader that stops early (``boinc_pymw results ... | head``) ends the
+    command quietly, as other command-line tools do: no traceback, exit
+    status 141 (128 + SIGPIPE), and nothing more is written to the pipe.
+    """
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        _silence_stdout()
+        return 128 + 13
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):   # stdout is not a real file
+        pass
+
+
+def _main(argv) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
@@ -51,7 +77,9 @@ def main(argv=None) -> int:
     from ..errors import BoincPymwError
 
     try:
-        return int(args._run(args) or 0)
+        status = int(args._run(args) or 0)
+        sys.stdout.flush()      # a closed pipe shows here, inside main()
+        return status
     except BoincPymwError as exc:
         print(f"boinc_pymw {args.command}: error: {exc}", file=sys.stderr)
         return 1

@@ -8,7 +8,6 @@ words and an excerpt of a failed result's stderr.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Optional
 
 from ...errors import BoincPymwError, TaskError
@@ -40,19 +39,37 @@ class WorkunitFailed(TaskError):
         super().__init__(text)
 
 
+def _between(text: str, start: str, end: str, *, open_ended: bool) -> Optional[str]:
+    """Text after the first ``start`` up to the next ``end`` (or the text's end when
+    ``open_ended``); None when ``start`` is absent (or ``end`` is and may not be).
+
+    Two ``str.find`` calls: linear in the text, whatever tags a volunteer's
+    stderr holds (a regex scan restarted at every unclosed tag was quadratic).
+    """
+    i = text.find(start)
+    if i < 0:
+        return None
+    i += len(start)
+    j = text.find(end, i)
+    if j < 0:
+        return text[i:] if open_ended else None
+    return text[i:j]
+
+
 def stderr_excerpt(text: Any, limit: int = STDERR_EXCERPT_CHARS) -> str:
     """The client's message and the tail of stderr.txt from ``result.stderr_out``."""
     if text is None:
         return ""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    text = str(text)
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        text = bytes(text).decode("utf-8", "replace")
+    elif not isinstance(text, str):
+        text = str(text)
     parts = []
-    message = re.search(r"<message>(.*?)</message>", text, re.S)
-    if message and message.group(1).strip():
-        parts.append(message.group(1).strip())
-    stderr = re.search(r"<stderr_txt>(.*?)(</stderr_txt>|$)", text, re.S)
-    body = (stderr.group(1) if stderr else ("" if message else text)).strip()
+    message = _between(text, "<message>", "</message>", open_ended=False)
+    if message is not None and message.strip():
+        parts.append(message.strip())
+    stderr = _between(text, "<stderr_txt>", "</stderr_txt>", open_ended=True)
+    body = (stderr if stderr is not None else ("" if message is not None else text)).strip()
     if len(body) > limit:
         body = "...\n" + body[-limit:]
     if body:

@@ -63,3 +63,26 @@ def test_local_results_export(tmp_path, local_cache, capsys):
     assert main(["results", "--batch", "lx", "--workdir", str(tmp_path / "w")]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [(x["index"], x["value"]) for x in lines] == [(0, 4), (1, 9)]
+
+
+def test_results_into_a_closed_pipe_ends_quietly(tmp_path):
+    """``boinc_pymw results ... | head -1``: no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    work = tmp_path / "w"
+    (work / "download").mkdir(parents=True)
+    group = work / "results_store" / "batch_1"
+    (group / "out").mkdir(parents=True)
+    (group / "out" / "output.json").write_text(json.dumps({"ok": True, "value": "v" * 100}))
+    for i in range(3000):                       # ~400 KB of JSON lines: more than a pipe holds
+        (work / "download" / f"big_{i}.json").write_text("{}")
+        (group / f"big_{i}.json").write_text(json.dumps(
+            {"status": "done", "wu_name": f"big_{i}",
+             "outputs": [{"open_name": "output.json", "file": "out/output.json"}]}))
+    code = "import sys; from boinc_pymw.cli import main; sys.exit(main())"
+    proc = subprocess.run(
+        f"{sys.executable} -c '{code}' results --batch big --workdir {work} | head -1",
+        shell=True, capture_output=True, text=True, timeout=120)
+    assert json.loads(proc.stdout)["index"] == 0
+    assert proc.stderr == ""
