@@ -43,6 +43,7 @@ class RemoteWorker:
         self.last_seen = time.monotonic()
         self.alive = True
         self.heard = False  # gets work only once it has said it serves
+        self.initializer_sent = 0  # the Dispatcher's initializer generation it has
 
 
 class Dispatcher:
@@ -62,6 +63,8 @@ class Dispatcher:
         self._crash: Optional[str] = None
         self._seconds_per_item: Optional[float] = None
         self._bytes_per_item = 0.0
+        self._initializer: Optional[bytes] = None  # pickled (initializer, initargs)
+        self._initializer_generation = 0
         self._thread = threading.Thread(target=self._run, name="boinc_pymw-mpi-dispatcher",
                                         daemon=True)
         self._thread.start()
@@ -78,6 +81,15 @@ class Dispatcher:
                 return
             self._pending.extend(items)
         self._wake.set()
+
+    def set_initializer(self, blob: Optional[bytes]) -> None:
+        """Run ``blob`` (pickled ``(initializer, initargs)``; None for none) on
+        each rank before the next tasks it gets: every Master sets its own."""
+        with self._lock:
+            if blob is None and self._initializer is None:
+                return
+            self._initializer = blob
+            self._initializer_generation += 1
 
     def live_workers(self) -> list:
         """Workers that may get work (none once the dispatcher has crashed)."""
@@ -162,7 +174,7 @@ class Dispatcher:
         if tag == wire.RESULTS:
             try:
                 records, busy = wire.decode(frames)
-            except Exception as exc:  # e.g. a result class the master cannot import
+            except BaseException as exc:  # values travel apart (PICKLED), so hardly ever
                 records, busy = [(i, wire.FAILED, type(exc).__name__,
                                   f"the task's result could not be unpickled here: {exc}", "")
                                  for i in wire.decode_prefix(frames)], 0.0
@@ -217,23 +229,36 @@ class Dispatcher:
                     if item.mark_started():
                         batch.append(item)
             if batch:
+                if worker.initializer_sent != self._initializer_generation:
+                    self._send_initializer(worker)
                 self._send_batch(worker, batch)
                 sent = True
         return sent
 
+    def _send_initializer(self, worker: RemoteWorker) -> None:
+        """INIT goes before the tasks: a rank handles messages in order."""
+        with self._lock:
+            blob, generation = self._initializer, self._initializer_generation
+        frames = wire.encode(blob)
+        requests = wire.isend(self.MPI, worker.comm, worker.rank, wire.INIT, frames)
+        self._sends.append((requests, frames, worker))
+        worker.initializer_sent = generation
+
     def _send_batch(self, worker: RemoteWorker, batch: list) -> None:
         try:
             frames = wire.encode(_calls(batch), prefix=[it.id for it in batch])
-        except Exception:
+        except BaseException:
             good = []
             for it in batch:
                 try:
                     wire.encode(_calls([it]))
                     good.append(it)
-                except Exception as exc:
-                    it.set_exception(TaskError(
+                except BaseException as exc:  # the pickler's own error is the cause
+                    error = TaskError(
                         f"task could not be sent to an MPI worker (cannot pickle): "
-                        f"{type(exc).__name__}: {exc}"))
+                        f"{type(exc).__name__}: {exc}")
+                    error.__cause__ = exc
+                    it.set_exception(error)
             batch = good
             if not batch:
                 return
@@ -336,10 +361,23 @@ def _finish(item, record) -> None:
     kind = record[1]
     if kind == wire.OK:
         item.set_result(record[2])
-    elif kind == wire.RAISED:
-        exc = record[2]
-        exc.__cause__ = RemoteTraceback(record[3])
-        item.set_exception(exc)
+    elif kind in (wire.PICKLED, wire.RAISED):
+        try:  # the one place a result's own code runs in the master
+            value = wire.loads(record[2])
+        except BaseException as exc:  # even SystemExit: this task fails, the loop goes on
+            error = TaskError(f"the result of task {item.id} cannot be unpickled in the "
+                              f"master: {exc!r}")
+            error.__cause__ = exc
+            item.set_exception(error)
+            return
+        if kind == wire.PICKLED:
+            item.set_result(value)
+        elif isinstance(value, BaseException):
+            value.__cause__ = RemoteTraceback(record[3])
+            item.set_exception(value)
+        else:
+            item.set_exception(TaskError(f"task {item.id} failed with {value!r}, "
+                                         f"which is not an exception"))
     else:
         _, _, type_name, message, tb = record
         exc = TaskError(f"{type_name}: {message}")

@@ -13,6 +13,7 @@ for data that comes back from BOINC volunteers).
     master --STOP {"finalize": bool}-----------------------> worker
     master <--STOPPED (empty; the rank's last message)------ worker
     master <--BYE "why" (worker loop failed, rank exits)---- worker
+    master --INIT pickled (initializer, initargs)-----------> worker (before its first task)
 
 The master receives everything up to each worker's STOPPED before it
 finalizes or disconnects: MPICH 4.1 and later refuse MPI_Finalize (and
@@ -39,6 +40,7 @@ STOP = 14
 BYE = 15
 DATA = 16      # a big buffer that follows its message's head
 STOPPED = 17   # a worker's answer to STOP: nothing more comes from it
+INIT = 18      # the Master's initializer: run once before the next tasks
 
 #: seconds between a worker's heartbeats (the master's timeout is larger)
 HEARTBEAT_INTERVAL = 1.0
@@ -47,10 +49,16 @@ HEARTBEAT_INTERVAL = 1.0
 #: being copied into the pickle
 BIG = 64 << 10
 
-# Outcome records inside a RESULTS payload.
-OK = "ok"            # (id, OK, value)
-RAISED = "raised"    # (id, RAISED, exception, traceback_text)
+# Outcome records inside a RESULTS payload. Values that could run code while
+# they are unpickled (anything but the plain types below) and exceptions
+# travel pickled on their own, so the master unpickles each one apart: one
+# that raises (even SystemExit) fails its own task only.
+OK = "ok"            # (id, OK, value): a plain value
+PICKLED = "pickled"  # (id, PICKLED, pickled value)
+RAISED = "raised"    # (id, RAISED, pickled exception, traceback_text)
 FAILED = "failed"    # (id, FAILED, type_name, message, traceback_text): not picklable
+
+PLAIN_TYPES = frozenset({type(None), bool, int, float, complex, str, bytes})
 
 _HEAD = struct.Struct("<II")  # number of big buffers, length of the prefix pickle
 
@@ -161,15 +169,29 @@ def receive(MPI, comm, status) -> tuple[int, int, list]:
     return source, tag, frames
 
 
+def value_record(item_id: int, value: Any) -> tuple:
+    """How a task's result travels (see OK and PICKLED); a result that does not
+    pickle becomes the pickler's own exception, with a note."""
+    if type(value) in PLAIN_TYPES:
+        return (item_id, OK, value)
+    try:
+        return (item_id, PICKLED, dumps(value))
+    except BaseException as exc:
+        exc.add_note(f"(raised while pickling the task's result, a {type(value).__name__}, "
+                     f"to send it back to the master)")
+        return raised_record(item_id, exc)
+
+
 def raised_record(item_id: int, exc: BaseException) -> tuple:
     """How a task's exception travels: the exception itself when it pickles
     (so the master re-raises the same type), else its type, text and traceback."""
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     try:
-        loads(dumps(exc))  # some exception classes pickle but do not unpickle
-    except Exception:
+        blob = dumps(exc)
+        loads(blob)  # some exception classes pickle but do not unpickle
+    except BaseException:
         return (item_id, FAILED, type(exc).__name__, str(exc), tb)
-    return (item_id, RAISED, exc, tb)
+    return (item_id, RAISED, blob, tb)
 
 
 class Backoff:

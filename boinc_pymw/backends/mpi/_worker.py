@@ -19,6 +19,9 @@ import collections
 import signal
 import threading
 import time
+import traceback
+from concurrent.futures import BrokenExecutor
+from typing import Optional
 
 from . import _protocol as wire
 from ...errors import TaskTimeout
@@ -63,7 +66,25 @@ def _run_one(call) -> tuple:
         raise
     except BaseException as exc:  # the task's own failure (even SystemExit) is its answer
         return wire.raised_record(item_id, exc)
-    return (item_id, wire.OK, value)
+    return wire.value_record(item_id, value)
+
+
+def _run_initializer(frames) -> Optional[BaseException]:
+    """Run the Master's initializer; None, or the error every later task of
+    this rank answers with (as a broken ProcessPoolExecutor does)."""
+    try:
+        blob = wire.decode(frames)
+        if blob is None:  # a Master without initializer: the rank is usable again
+            return None
+        initializer, initargs = wire.loads(blob)
+        initializer(*initargs)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        text = "".join(traceback.format_exception(exc))
+        return BrokenExecutor(f"the initializer failed on this MPI worker: "
+                              f"{type(exc).__name__}: {exc}\n{text}")
+    return None
 
 
 def _send_results(MPI, comm, master, records, busy):
@@ -90,6 +111,7 @@ def serve(MPI, comm, master: int = 0, heartbeat_interval: float = wire.HEARTBEAT
     heartbeat = _Heartbeat(MPI, comm, master, heartbeat_interval)
     heartbeat.start()
     queue: collections.deque = collections.deque()
+    init_error: Optional[BaseException] = None
     status = MPI.Status()
     backoff = wire.Backoff()
     try:
@@ -101,6 +123,8 @@ def serve(MPI, comm, master: int = 0, heartbeat_interval: float = wire.HEARTBEAT
                     heartbeat.stop()  # so that STOPPED is this rank's last message
                     wire.send(MPI, comm, master, wire.STOPPED, wire.encode(None))
                     return bool(wire.decode(frames).get("finalize", True))
+                if tag == wire.INIT:
+                    init_error = _run_initializer(frames)
                 if tag == wire.TASKS:
                     ids = wire.decode_prefix(frames)
                     try:
@@ -113,7 +137,9 @@ def serve(MPI, comm, master: int = 0, heartbeat_interval: float = wire.HEARTBEAT
                 continue
             records, started, flushed = [], time.perf_counter(), time.monotonic()
             while queue:
-                records.append(_run_one(queue.popleft()))
+                call = queue.popleft()
+                records.append(_run_one(call) if init_error is None
+                               else wire.raised_record(call[0], init_error))
                 if time.monotonic() - flushed > FLUSH_SECONDS and queue:
                     _send_results(MPI, comm, master, records, time.perf_counter() - started)
                     records, started, flushed = [], time.perf_counter(), time.monotonic()

@@ -29,7 +29,7 @@ import os
 import threading
 import warnings
 from concurrent.futures import wait as wait_futures
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from ..base import Backend, WorkItem
 
@@ -40,11 +40,26 @@ class MPIBackend(Backend):
     """Runs work items on MPI worker ranks (see the module docstring)."""
 
     name = "mpi"
+    data_files = "send"  # ranks may be on other machines: the bytes travel with the task
 
     def __init__(self, workers: Optional[int] = None, *,
-                 heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT, **options: Any):
+                 heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
+                 initializer: Optional[Callable] = None, initargs: tuple = (),
+                 **options: Any):
         from . import _runtime as runtime
-        from ._protocol import HEARTBEAT_INTERVAL
+        from ._protocol import HEARTBEAT_INTERVAL, dumps
+
+        if options:  # before any rank is started or spawned
+            raise self.option_error(options)
+        initializer_blob = None
+        if initializer is not None:
+            if not callable(initializer):
+                raise TypeError(f"initializer must be callable, "
+                                f"not {type(initializer).__name__}")
+            try:
+                initializer_blob = dumps((initializer, tuple(initargs)))
+            except Exception as exc:
+                raise TypeError(f"cannot send the initializer to the MPI workers: {exc}") from exc
 
         if heartbeat_timeout is None or heartbeat_timeout < 2 * HEARTBEAT_INTERVAL:
             raise ValueError(f"heartbeat_timeout must be at least {2 * HEARTBEAT_INTERVAL:g} s "
@@ -66,7 +81,9 @@ class MPIBackend(Backend):
                 raise ValueError("the MPI back end needs at least one worker (-n 1 or more)")
             self._pool = runtime.spawn_pool(count, heartbeat_timeout)
             self._owns_pool = True
-        super().__init__(workers=len(self._pool.workers), **options)
+        super().__init__(workers=len(self._pool.workers))
+        # under mpiexec the ranks serve every Master of the script: each sets its own
+        self._pool.set_initializer(initializer_blob)
         self.heartbeat_timeout = heartbeat_timeout
         self._lock = threading.Lock()
         self._items: set = set()
