@@ -267,3 +267,67 @@ def test_submit_task_checks_its_arguments(master, tmp_path):
         master.submit_task("not_a_function.py")
     with pytest.raises(FileNotFoundError, match="missing.dat"):
         master.submit_task(square, (1,), data_files=[str(tmp_path / "missing.dat")])
+
+
+# -- PyMW's data_files and input_from_file ---------------------------------------
+def list_and_read(name):
+    return sorted(os.listdir(".")), open(name).read(), os.getcwd()
+
+
+def test_data_files_land_in_a_directory_of_the_tasks_own(master, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "words.txt").write_text("hello")
+    (tmp_path / "b.dat").write_bytes(b"\x00")
+    task = master.submit_task(list_and_read, ("words.txt",),
+                              data_files=[str(tmp_path / "a" / "words.txt"), tmp_path / "b.dat"])
+    (listing, text, cwd), = [master.get_result(task)[1]]
+    assert listing == ["b.dat", "words.txt"] and text == "hello"
+    assert cwd != os.getcwd() and not os.path.exists(cwd)   # removed after the task
+    other = master.submit_task(list_and_read, ("b.dat",), data_files=[str(tmp_path / "b.dat")])
+    assert master.get_result(other)[1][0] == ["b.dat"]        # a fresh directory each time
+
+
+def test_data_files_are_checked_at_submission(master, tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    (tmp_path / "x" / "same.txt").write_text("1")
+    (tmp_path / "y" / "same.txt").write_text("2")
+    with pytest.raises(ValueError, match="same name"):
+        master.submit_task(square, (1,), data_files=[str(tmp_path / "x" / "same.txt"),
+                                                     str(tmp_path / "y" / "same.txt")])
+    with pytest.raises(IsADirectoryError):
+        master.submit_task(square, (1,), data_files=[str(tmp_path / "x")])
+    with pytest.raises(TypeError, match="list of paths"):
+        master.submit_task(square, (1,), data_files=str(tmp_path / "x" / "same.txt"))
+    assert master.get_status()["submitted"] == 0
+
+
+def test_a_back_end_without_data_files_refuses_them_clearly(thread_backend, tmp_path):
+    (tmp_path / "f.txt").write_text("f")
+    with Master(thread_backend) as m:
+        with pytest.raises(BoincPymwError, match="cannot put data_files"):
+            m.submit_task(square, (1,), data_files=[str(tmp_path / "f.txt")])
+        assert m.get_result(m.submit_task(square, (3,)))[1] == 9
+
+
+def read_blocks(blocks):
+    out = []
+    for name, start, end in blocks:
+        with open(name) as f:
+            f.seek(start)
+            out.append(f.read(end - start))
+    return out
+
+
+def test_input_from_file_names_files_the_task_opens(master, tmp_path, monkeypatch):
+    (tmp_path / "in.txt").write_text("0123456789")
+    (tmp_path / "side.txt").write_text("side")
+    monkeypatch.chdir(tmp_path)
+    # relative names still work from the task's own directory (data_files moves it there)
+    task = master.submit_task(read_blocks, ([["in.txt", 2, 5], ["in.txt", 7, 10]],),
+                              data_files=["side.txt"], input_from_file=True)
+    assert master.get_result(task)[1] == ["234", "789"]
+    assert task.input_data == ([[str(tmp_path / "in.txt"), 2, 5],
+                                [str(tmp_path / "in.txt"), 7, 10]],)
+    with pytest.raises(FileNotFoundError, match="nowhere.txt"):
+        master.submit_task(read_blocks, ([["nowhere.txt", 0, 1]],), input_from_file=True)

@@ -1,7 +1,7 @@
 """The Executor contract on real MPI ranks (see tests/test_executor_contract.py
 for the rest): initializer=, a result that raises SystemExit while the master
 unpickles it, arguments and results that cannot be pickled, a map chunk that
-fails half-way, and results released as map yields them."""
+fails half-way, results released as map yields them, and PyMW's data_files."""
 
 from __future__ import annotations
 
@@ -55,6 +55,9 @@ def test_executor_contract_on_worker_ranks(tmp_path):
                 raise ValueError("no five please")
             return x
 
+        def read_here(name):
+            return sorted(os.listdir(".")), open(name).read()
+
         def describe(exc):
             return [type(exc).__name__, str(exc), type(exc.__cause__).__name__,
                     str(exc.__cause__)[:2000]]
@@ -86,6 +89,10 @@ def test_executor_contract_on_worker_ranks(tmp_path):
                     gc.collect()
                     released.append(ref() is None)
                 out["released"] = released
+                with open("shipped.txt", "w") as f:
+                    f.write("shipped words")
+                task = master.submit_task(read_here, ("shipped.txt",), data_files=["shipped.txt"])
+                out["data_files"] = master.get_result(task)[1]
             report(**out)
         """)
     assert proc.returncode == 0, proc.stderr
@@ -107,6 +114,8 @@ def test_executor_contract_on_worker_ranks(tmp_path):
         assert (kind, message, cause) == ("ValueError", "no five please", "RemoteTraceback")
         assert "fail_at_five" in cause_text
     assert out["released"] == [True] * 6
+    # the file's bytes travelled with the task into a directory of its own
+    assert out["data_files"] == [["shipped.txt"], "shipped words"]
 
 
 def test_a_failing_initializer_fails_the_tasks_with_its_message(tmp_path):
