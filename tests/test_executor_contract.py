@@ -200,6 +200,30 @@ def test_map_yields_the_results_before_a_failing_call(master, chunksize):
     assert isinstance(cause, RemoteTraceback) and "fail_at_five" in cause.tb
 
 
+class HoldsALock(Exception):
+    """An exception that cannot travel back (it holds a lock)."""
+
+    def __init__(self):
+        import threading
+
+        super().__init__("holding a lock")
+        self.lock = threading.Lock()
+
+
+def fail_at_two_with_a_lock(x):
+    if x == 2:
+        raise HoldsALock()
+    return x
+
+
+def test_an_exception_that_cannot_travel_still_keeps_the_earlier_results(master):
+    seen = []
+    with pytest.raises(TaskError, match="HoldsALock: holding a lock"):
+        for value in master.map(fail_at_two_with_a_lock, range(6), chunksize=6):
+            seen.append(value)
+    assert seen == [0, 1]
+
+
 def test_a_failing_chunk_cancels_nothing_it_already_yielded(master):
     results = master.map(fail_at_five, range(5, 8), chunksize=3)
     with pytest.raises(ValueError):

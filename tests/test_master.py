@@ -158,6 +158,12 @@ def test_a_new_back_end_plugs_in_without_changing_master(thread_backend):
         task = m.submit_task(divide, (1, 0))
         with pytest.raises(ZeroDivisionError):
             m.get_result(task)
+        # in-process too, a failing call in a chunk keeps the results before it
+        seen = []
+        with pytest.raises(ZeroDivisionError) as info:
+            for value in m.map(divide, [4, 6, 1, 8], [2, 3, 0, 4], chunksize=4):
+                seen.append(value)
+        assert seen == [2, 2] and info.value.__traceback__ is not None
 
 
 # -- Executor details ---------------------------------------------------------

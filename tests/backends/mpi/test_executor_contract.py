@@ -133,3 +133,27 @@ def test_a_failing_initializer_fails_the_tasks_with_its_message(tmp_path):
         """)
     assert proc.returncode == 0, proc.stderr
     assert reports == [{"kinds": ["BrokenExecutor"], "messages_ok": True}]
+
+
+def test_initializer_in_spawn_mode_and_a_dropped_master(tmp_path):
+    """A master run alone spawns its ranks: each runs the initializer, and a
+    Master dropped without shutdown() still lets the job end."""
+    from .test_mpi import _spawn_supported
+
+    if not _spawn_supported():
+        pytest.skip("this MPI library cannot MPI_Comm_spawn")
+    (tmp_path / "mpi_init_state.py").write_text(INIT_STATE)
+    proc, reports = run_script(tmp_path, """
+        import gc
+        from mpi_init_state import remember, recall
+
+        if __name__ == "__main__":
+            args = add_arguments(argparse.ArgumentParser()).parse_args()
+            master = Master.from_args(args, initializer=remember, initargs=("greeting", "spawned"))
+            seen = sorted({value for value, _rank in master.map(recall, range(20), chunksize=1)})
+            del master
+            gc.collect()
+            report(seen=seen)
+        """, ranks=0, args=("-i", "mpi", "-n", "2"))
+    assert proc.returncode == 0, proc.stderr
+    assert reports == [{"seen": ["spawned"]}]
