@@ -124,18 +124,17 @@ def measure(run) -> float:
     return timed(run)
 
 
-def run_round(label, pool, samples, sizes, wanted, chunks, payloads, loops, workers):
-    """One repetition of every wanted workload on one pool."""
+def run_round(label, pool, samples, sizes, wanted, chunks, payloads, loops, workers, turn):
+    """One repetition (number ``turn``) of every wanted workload on one pool."""
     n1, n3 = sizes["n1"], sizes["n3"]
     got = samples[label]
     if "W1" in wanted:
         got.setdefault("W1 submit", []).append(n1 / measure(w1_submit(pool, noop, n1)))
-        if label == OURS:
-            got.setdefault("W1 map default", []).append(
-                n1 / measure(w1_map(pool, noop, n1, None)))
-        for chunk in chunks:
-            got.setdefault(f"W1 map chunk {chunk}", []).append(
-                n1 / measure(w1_map(pool, noop, n1, chunk)))
+        variants = ([None] if label == OURS else []) + list(chunks)
+        shift = turn % len(variants)  # no variant always runs first, right after submit
+        for chunk in variants[shift:] + variants[:shift]:
+            key = "W1 map default" if chunk is None else f"W1 map chunk {chunk}"
+            got.setdefault(key, []).append(n1 / measure(w1_map(pool, noop, n1, chunk)))
     if "W2" in wanted:
         mib = 2 * len(payloads) * len(payloads[0]) / (1 << 20)
         got.setdefault("W2 MiB/s", []).append(mib / measure(w2(pool, echo_payload, payloads)))
@@ -235,7 +234,7 @@ def main(argv=None) -> int:
             shift = repetition % len(order)
             for label in order[shift:] + order[:shift]:
                 run_round(label, pools[label], samples, sizes, wanted, chunks, payloads,
-                          loops, workers)
+                          loops, workers, repetition)
     finally:
         for pool in pools.values():
             pool.shutdown()
