@@ -31,6 +31,10 @@ def size(value):
     return len(value)
 
 
+def ten_over(x):
+    return 10 / x
+
+
 class CountsItsPickling:
     """A callable that counts, in the master, how often it is pickled."""
 
@@ -89,6 +93,16 @@ def test_default_chunks_follow_what_the_back_end_measured(master):
 def test_task_timeout_applies_to_each_call_of_a_chunk():
     with Master("multicore", workers=2, task_timeout=0.5) as m:
         assert list(m.map(nap, [0.2] * 8, chunksize=4)) == [0.2] * 8
+
+
+def test_timed_chunks_give_the_same_results_and_errors():
+    with Master("multicore", workers=2, task_timeout=30) as m:
+        assert list(m.map(add, range(6), range(6), chunksize=3)) == [0, 2, 4, 6, 8, 10]
+        got = []
+        with pytest.raises(ZeroDivisionError):
+            for value in m.map(ten_over, [5, 2, 0, 1], chunksize=4):
+                got.append(value)
+        assert got == [2.0, 5.0]
 
 
 def test_a_stuck_call_inside_a_chunk_still_times_out():
