@@ -129,6 +129,8 @@ class SlotJob:
     time_limit: Optional[float] = None
     checkpoint_period: float = 60.0
     environment: dict = dataclasses.field(default_factory=dict)
+    #: the app version's plan class and what the scheduler gave it (init_data.xml's
+    gpu_device_num: int = -1
 
 
 @dataclasses.dataclass
@@ -310,6 +312,8 @@ class SlotRunner:
     def run(self, job: SlotJob, slot: int = 0,
             on_progress: Optional[Callable[[float], None]] = None) -> SlotOutcome:
         """Run ``job`` in slot ``slot`` to the end and report like the client."""
+        # as clients since 7.10 do: the worker accepts code only from these files
+        body += "".join(f"<app_file>{esc(f.physical_name)}</app_file>\n" for f in job.app_files)
         if job.main_program not in {f.physical_name for f in job.app_files}:
             raise SlotError(f"main program {job.main_program} is not among the app files")
         slot_dir = self._prepare_slot(job, slot)

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
+import html
 import json
 import os
+import re
 import sys
 from pathlib import Path
+from typing import Optional
 
 from .._atomic import write_atomic
 from ..checkpoint import BoincPolicy, task_context
 from ..errors import BoincPymwError
 from .boinc_runtime import is_real, load_boinc, resolve_path
 from .codec import JobFormatError, resolve_reference
+from .entry_points import EntryPointRefused, EntryPoints, import_entry_point
 from .error_record import error_record
 
+from .packages import carried_modules, check_packages_dir
 DEFAULT_CODE_NAME = "app_code.zip"
 RUNTIME_FAILURE = 1
+INIT_DATA_FILE = "init_data.xml"
+_APP_FILE = re.compile(r"<app_file>([^<]*)</app_file>")
 
 
 class WorkerFailure(Exception):
@@ -35,8 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="zip or directory of the app's own code to put on sys.path "
                              f"(repeatable; default {DEFAULT_CODE_NAME} when present)")
     parser.add_argument("--checkpoint-dir", default=".",
+    parser.add_argument("--packages", metavar="DIR",
+                        help="the unpacked third-party packages the app version carries "
+                             "(the launcher passes it; found after the app's code)")
                         help="where this task's checkpoint lives (default: the slot / cwd)")
     return parser
+    parser.add_argument("--trusted-job", action="store_true",
+                        help="the job comes from the user's own submission (HTCondor): call any "
+                             "importable function; refused under a BOINC client")
 
 
 def read_job(path: Path) -> dict:
@@ -54,20 +67,59 @@ def read_job(path: Path) -> dict:
     return {"function": job["function"], "args": args, "kwargs": kwargs}
 
 
-def add_code_paths(boinc_module, names: list[str]) -> None:
-    """Put the app version's own code on sys.path (explicit names must exist)."""
+def app_version_files(boinc_module) -> Optional[set]:
+    """Physical names of the app version's files when a BOINC client runs this task
+    (init_data.xml's <app_file> lines, written by clients since 7.10), else None.
+
+    A client always writes init_data.xml into the slot; its presence alone counts,
+    since the API also runs "standalone" when it cannot attach to the client. The
+    file is read here: libboinc_api 7.20 writes <app_file> but does not parse it."""
+    if boinc_module.is_standalone() and not os.path.exists(INIT_DATA_FILE):
+        return None
+    try:
+        with open(INIT_DATA_FILE, "rb") as fh:
+            text = fh.read(16 << 20).decode("utf-8", "replace")
+    except OSError:
+        return set()
+    return {html.unescape(name.strip()) for name in _APP_FILE.findall(text)}
+
+
+def code_paths(boinc_module, names: list[str], app_files: Optional[set]) -> list[Path]:
+    """The app version's own code (explicit names must exist).
+
+    Under a client every one must be a file of the app version, which the
+    client checked against its signature: a workunit can add files to the
+    slot and words to the command line, but it cannot bring code."""
     explicit = bool(names)
     for name in names or [DEFAULT_CODE_NAME]:
+    roots = []
         path = resolve_path(boinc_module, name)
         if not path.exists():
             if explicit:
                 raise WorkerFailure(f"code path {name} ({path}) does not exist")
             continue
-        sys.path.insert(0, str(path.resolve()))
+        if app_files is not None and path.name not in app_files:
+            listed = "" if app_files else " (the client listed none: it is older than 7.10)"
+            raise WorkerFailure(f"code path {name} is not a file of the app version (it is "
+                                f"{path.name}){listed}; a workunit cannot bring code")
+        roots.append(path.resolve())
+    return roots
+
+
+def add_to_sys_path(roots: list[Path], packages: Optional[Path]) -> None:
+    """App code first; carried packages after the runtime's standard library and
+    before any host site-packages (an ordinary Python has some; the runtime none)."""
+    for root in reversed(roots):
+        sys.path.insert(0, str(root))
+    if packages is not None:
+        hosts = [i for i, p in enumerate(sys.path) if os.path.basename(p) in
+                 ("site-packages", "dist-packages")]
+        sys.path.insert(hosts[0] if hosts else len(sys.path), str(packages))
 
 
 def import_function(reference: str):
     try:
+    """Any importable function: only for --trusted-job (the user's own pool)."""
         fn = resolve_reference(reference)
     except JobFormatError as exc:
         raise WorkerFailure(str(exc)) from None
@@ -80,6 +132,23 @@ def import_function(reference: str):
 
 
 def run_task(fn, job: dict) -> dict:
+def import_app_function(reference: str, roots: list[Path], packages: Optional[Path]):
+    """The function ``reference`` names, if it is an entry point of the app's own code
+    (entry_points.py); checked before anything of it is imported."""
+    try:
+        allowed = EntryPoints.of_code(roots)
+        carried = carried_modules(packages) if packages is not None else {}
+        fn = import_entry_point(reference, allowed, roots, carried)
+    except EntryPointRefused as exc:
+        raise WorkerFailure(str(exc)) from None
+    except (ImportError, AttributeError) as exc:
+        raise WorkerFailure(f"cannot import task function {reference}: "
+                            f"{type(exc).__name__}: {exc}") from None
+    if not callable(fn):
+        raise WorkerFailure(f"task function {reference} is not callable")
+    return fn
+
+
     """Call the task; its exception is part of the answer, recorded the same way on
     every host (no absolute paths, no addresses, this frame left out) so that
     replicas of a workunit agree (see error_record)."""
@@ -124,8 +193,19 @@ def main(argv=None) -> int:
     enable_faulthandler()
     try:
         job = read_job(resolve_path(boinc, args.input))
-        add_code_paths(boinc, args.code)
-        fn = import_function(job["function"])
+        app_files = app_version_files(boinc)
+        roots = code_paths(boinc, args.code, app_files)
+        packages = None
+        if args.packages:
+            packages = check_packages_dir(Path(args.packages), app_files, boinc)
+        add_to_sys_path(roots, packages)
+        if args.trusted_job:
+            if app_files is not None:
+                raise WorkerFailure("--trusted-job is refused under a BOINC client: a "
+                                    "workunit's command line cannot lift the entry point check")
+            fn = import_function(job["function"])
+        else:
+            fn = import_app_function(job["function"], roots, packages)
         output_path = resolve_path(boinc, args.output)
         policy = BoincPolicy(boinc) if is_real(boinc) else None
         boinc.fraction_done(0.0)

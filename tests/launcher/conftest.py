@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 import pytest
-from launcher_test_support import ECHO_ARGV_SOURCE, WINE_APP_DIR, BoincSlot
+from launcher_test_support import ECHO_ARGV_SOURCE, BoincSlot
 
 from boinc_pymw.interpreter_build.launcher_build import (
     build_launcher,
@@ -80,9 +80,10 @@ def windows_launcher(tmp_path_factory) -> pathlib.Path:
 
 @pytest.fixture(scope="session")
 def windows_runtime(tmp_path_factory):
-    """(archive, unpacked runtime dir) of the windows_x86_64 runtime with the wine test tasks."""
+    """(archive, unpacked runtime dir) of the windows_x86_64 runtime."""
     from boinc_pymw.interpreter_build.windows import PLATFORM, build_windows_runtime
 
     out = tmp_path_factory.mktemp("windows-runtime")
-    archive = build_windows_runtime(out, app_modules=[WINE_APP_DIR / "wine_tasks.py"], launcher=False)
+    # the tasks travel as app_code.zip, as install-app ships them (test_launcher_wine._install)
+    archive = build_windows_runtime(out, launcher=False)
     return archive, out / PLATFORM

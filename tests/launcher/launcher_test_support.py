@@ -51,6 +51,7 @@ class BoincSlot:
         self.slot_dir = root / "slots" / "0"
         self.project_dir.mkdir(parents=True)
         self.slot_dir.mkdir(parents=True)
+        self.app_files: list[str] = []   # physical names, for init_data.xml's <app_file>
 
     def link(self, logical: str, physical: str) -> pathlib.Path:
         """Write the slot's soft-link file for ``logical``; return the physical path."""
@@ -67,7 +68,13 @@ class BoincSlot:
             shutil.copy2(source, target)
         return self.link(logical, physical)
 
+    def add_app_file(self, logical: str, physical: str, source) -> pathlib.Path:
+        """A file of the app version: like add(), and listed in init_data.xml."""
+        self.app_files.append(physical)
+        return self.add(logical, physical, source)
+
     def add_main_program(self, launcher: pathlib.Path, physical: str) -> pathlib.Path:
+        self.app_files.append(physical)
         target = self.project_dir / physical
         shutil.copy2(launcher, target)
         target.chmod(0o755)
@@ -75,6 +82,7 @@ class BoincSlot:
 
     def write_init_data(self, **fields) -> None:
         body = "".join(f"<{k}>{v}</{k}>\n" for k, v in fields.items())
+        body += "".join(f"<app_file>{name}</app_file>\n" for name in self.app_files)
         (self.slot_dir / "init_data.xml").write_text(f"<app_init_data>\n{body}</app_init_data>\n",
                                                      encoding="utf-8")
 

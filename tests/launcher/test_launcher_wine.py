@@ -6,6 +6,7 @@ rejects, so every run here captures stdout and stderr through pipes.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -30,8 +31,13 @@ TRICKY_ARGS = ["plain", "with space", 'quote"inside', 'two "quoted" words', "tra
 
 
 def _install(slot, launcher, archive):
+    """The app version: launcher, runtime and the wine test tasks as app_code.zip."""
     exe = slot.add_main_program(launcher, "boinc_pymw_launcher_1.0_windows_x86_64.exe")
-    slot.add(RUNTIME_ARCHIVE_NAME, "boinc_pymw_runtime_1.0_windows_x86_64.zip", archive)
+    slot.add_app_file(RUNTIME_ARCHIVE_NAME, "boinc_pymw_runtime_1.0_windows_x86_64.zip", archive)
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as zf:
+        zf.write(WINE_APP_DIR / "wine_tasks.py", "wine_tasks.py")
+    slot.add_app_file("app_code.zip", "wine_app_code_1.0.zip", code.getvalue())
     return exe
 
 
@@ -110,7 +116,7 @@ def test_under_a_client_stderr_goes_to_the_slots_stderr_txt(boinc_slot, windows_
     lines = _stderr_txt(boinc_slot).splitlines()
     assert lines[0] == "earlier episode"
     assert lines[1].startswith("boinc_pymw_launcher: error: required file 'python_runtime.zip' is missing")
-    assert "cannot import task function wine_tasks:no_such_task" in lines[2]
+    assert "wine_tasks:no_such_task is refused: the app version's code offers no entry points" in lines[2]
 
 
 def test_app_code_zip_and_task_errors_under_wine(boinc_slot, windows_launcher, windows_runtime, wine_env, tmp_path):

@@ -21,7 +21,13 @@ def soft_link(physical: str) -> str:
     return f"<soft_link>../../projects/{PROJECT}/{physical}</soft_link>\n"
 
 
-def init_data_xml(wu_name: str, result_name: str, project_dir: Path, checkpoint_period: float) -> str:
+#: Logical names of app version files (the rest of a slot's files belong to the workunit).
+APP_VERSION_NAMES = ("python_runtime.zip", "app_code.zip", "python_packages.zip")
+MAIN_PROGRAM = "boinc_pymw_launcher_1.0_x86_64-pc-linux-gnu"
+
+
+def init_data_xml(wu_name: str, result_name: str, project_dir: Path, checkpoint_period: float,
+                  app_files=(MAIN_PROGRAM,)) -> str:
     fields = {
         "major_version": 7, "minor_version": 20, "release": 5, "app_version": 100,
         "app_name": "pymw", "project_dir": str(project_dir), "wu_name": wu_name,
@@ -30,12 +36,16 @@ def init_data_xml(wu_name: str, result_name: str, project_dir: Path, checkpoint_
         "shmem_seg_name": -1,  # the client's mmap()ed boinc_mmap_file, absent here
     }
     body = "".join(f"<{k}>{escape(str(v))}</{k}>\n" for k, v in fields.items())
+    body += "".join(f"<app_file>{escape(name)}</app_file>\n" for name in app_files)
     return f"<app_init_data>\n{body}</app_init_data>\n"
 
 
 def make_slot(root: Path, files: dict, outputs: dict, *, wu_name: str = "wu_1",
-              checkpoint_period: float = 1.0, slot: int = 0) -> Path:
+              checkpoint_period: float = 1.0, slot: int = 0, app_files=None) -> Path:
     """`files`: logical name -> (physical name, source path); `outputs`: logical -> physical.
+
+    init_data.xml lists the app version's files as a 7.10+ client does: by
+    default the main program and the files with APP_VERSION_NAMES.
 
     Returns the slot directory. The main program is the caller's business.
     """
@@ -50,6 +60,9 @@ def make_slot(root: Path, files: dict, outputs: dict, *, wu_name: str = "wu_1",
         (slot_dir / logical).write_text(soft_link(physical))
     for logical, physical in outputs.items():
         (slot_dir / logical).write_text(soft_link(physical))
+    if app_files is None:
+        app_files = [MAIN_PROGRAM] + [physical for logical, (physical, _) in files.items()
+                                      if logical in APP_VERSION_NAMES]
     (slot_dir / "init_data.xml").write_text(
-        init_data_xml(wu_name, f"{wu_name}_0", project_dir, checkpoint_period))
+        init_data_xml(wu_name, f"{wu_name}_0", project_dir, checkpoint_period, app_files))
     return slot_dir

@@ -138,7 +138,7 @@ def test_slot_runtime_failure_is_reported(tmp_path, linux_runtime, linux_launche
     slot = _slot(root, linux_runtime, linux_launcher, app_code_zip, job)
     assert _run(slot) != 0
     stderr = (slot / "stderr.txt").read_text()
-    assert "cannot import task function pymw_runtime_tasks:no_such_function" in stderr
+    assert "pymw_runtime_tasks:no_such_function is refused: it is not an entry point" in stderr
     assert not (root / "projects" / PROJECT / f"{root.name}_0_output").exists()
 
 

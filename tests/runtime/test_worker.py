@@ -88,7 +88,7 @@ def test_worker_writes_value_and_task_errors(tmp_path):
     ("{not json", "is not valid JSON"),
     ({"args": []}, "no \"function\""),
     ({"function": "pymw_runtime_tasks:add", "args": {}}, "\"args\" must be a list"),
-    ({"function": "no_such_module_xyz:f"}, "cannot import task function no_such_module_xyz:f"),
+    ({"function": "no_such_module_xyz:f"}, "no_such_module_xyz:f is refused: it is not an entry point"),
     ({"function": "pymw_runtime_tasks:not_json"}, "not JSON data"),
 ])
 def test_worker_runtime_failures(tmp_path, job, message):
@@ -107,7 +107,7 @@ def test_worker_never_imports_from_the_workunit(tmp_path):
     write_job(tmp_path / "input.json", "evil:f")
     proc = _worker(tmp_path)
     assert proc.returncode != 0
-    assert "cannot import task function evil:f" in proc.stderr
+    assert "evil:f is refused: it is not an entry point" in proc.stderr
 
 
 def test_worker_bad_checkpoint_setting_is_a_runtime_failure(tmp_path):

@@ -131,7 +131,7 @@ def test_submit_description_parses_and_expands_to_one_job_per_item(tmp_path, use
         assert job["MY.BoincPymwItem"] == str(item.id)
         assert job["MY.BoincPymwRun"] == '"run42"'
         assert parse_arguments(job["arguments"].strip('"')) == [
-            "-m", "boinc_pymw.worker", "--input", "input.json", "--output", "output.json",
+            "-m", "boinc_pymw.worker", "--trusted-job", "--input", "input.json", "--output", "output.json",
             "--code", "usercode"]
         # No operating-system requirement unless asked (see ANY_MACHINE).
         assert job["requirements"] == ANY_MACHINE

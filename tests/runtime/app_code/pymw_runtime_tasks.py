@@ -14,6 +14,12 @@ def add(a, b):
     return a + b
 
 
+def _write_marker(path):
+    """A private helper: never an entry point (tests/runtime/test_entry_points.py)."""
+    with open(path, "w") as fh:
+        fh.write("private helper ran")
+
+
 def fail(message):
     raise ValueError(message)
 
