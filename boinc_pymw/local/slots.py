@@ -129,8 +129,6 @@ class SlotJob:
     time_limit: Optional[float] = None
     checkpoint_period: float = 60.0
     environment: dict = dataclasses.field(default_factory=dict)
-    #: the app version's plan class and what the scheduler gave it (init_data.xml's
-    gpu_device_num: int = -1
 
 
 @dataclasses.dataclass
