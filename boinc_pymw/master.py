@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import itertools
 import os
 import threading
 import time
@@ -372,16 +373,44 @@ def _result_or_cancel(future: Future, timeout: Optional[float]):
         future.cancel()
 
 
+class _ChunkedResults(itertools.chain):
+    """What ``map`` returns for chunked calls: the results in order, at C
+    speed per result (a chain of per-chunk iterators), closable like the
+    generator of chunks it runs on."""
+
+    def close(self) -> None:
+        self._chunks.close()
+
+
 def _results_in_order(futures: list, deadline: Optional[float], chunked: bool):
-    """Yield the results of ``futures`` in order, dropping each reference as
-    it is yielded (a long map must not keep every result alive)."""
+    """The results of ``futures`` in order, each reference dropped once
+    yielded (a long map must not keep every result alive)."""
+    if not chunked:
+        return _single_results(futures, deadline)
+    chunks = _chunk_iterators(futures, deadline)
+    results = _ChunkedResults.from_iterable(chunks)
+    results._chunks = chunks
+    return results
+
+
+def _single_results(futures: list, deadline: Optional[float]):
     futures.reverse()
     try:
         while futures:
             remaining = None if deadline is None else deadline - time.monotonic()
-            if not chunked:
-                yield _result_or_cancel(futures.pop(), remaining)
-                continue
+            yield _result_or_cancel(futures.pop(), remaining)
+    finally:
+        for fut in futures:
+            fut.cancel()
+
+
+def _chunk_iterators(futures: list, deadline: Optional[float]):
+    """For each chunk in order, an iterator over its results; a call that
+    failed raises here, after the results of the calls before it."""
+    futures.reverse()
+    try:
+        while futures:
+            remaining = None if deadline is None else deadline - time.monotonic()
             try:
                 chunk = _result_or_cancel(futures.pop(), remaining)
             except ChunkFailed as failed:
@@ -390,9 +419,9 @@ def _results_in_order(futures: list, deadline: Optional[float], chunked: bool):
             else:
                 error = None
             chunk.reverse()
-            pop = chunk.pop  # a bound method and a counted loop: the per-result cost
-            for _ in range(len(chunk)):
-                yield pop()
+            # pop() hands each result over and drops the chunk's reference to it
+            yield itertools.starmap(chunk.pop, itertools.repeat((), len(chunk)))
+            del chunk
             if error is not None:
                 try:
                     raise error

@@ -35,6 +35,19 @@ def ten_over(x):
     return 10 / x
 
 
+def logged_call(log, gate, kind):
+    """Append ``kind`` to ``log``; a "block" call waits for ``gate`` first,
+    a "nap" call sleeps 30 ms."""
+    if kind == "block":
+        while not os.path.exists(gate):
+            time.sleep(0.01)
+    elif kind == "nap":
+        time.sleep(0.03)
+    with open(log, "a") as f:
+        f.write(kind + "\n")
+    return kind
+
+
 class CountsItsPickling:
     """A callable that counts, in the master, how often it is pickled."""
 
@@ -93,6 +106,20 @@ def test_default_chunks_follow_what_the_back_end_measured(master):
 def test_task_timeout_applies_to_each_call_of_a_chunk():
     with Master("multicore", workers=2, task_timeout=0.5) as m:
         assert list(m.map(nap, [0.2] * 8, chunksize=4)) == [0.2] * 8
+
+
+def test_closing_the_results_cancels_the_chunks_not_started(tmp_path):
+    log, gate = str(tmp_path / "log"), str(tmp_path / "gate")
+    kinds = ["nap", "nap"] + ["block"] * 18
+    with Master("multicore", workers=1) as m:
+        results = m.map(logged_call, [log] * 20, [gate] * 20, kinds, chunksize=2)
+        assert next(results) == "nap"
+        results.close()  # the first chunk is done, the next two are on the worker
+        open(gate, "w").close()
+    with open(log) as f:
+        ran = f.read().split()
+    assert ran[:2] == ["nap", "nap"]
+    assert 2 < len(ran) < 20
 
 
 def test_timed_chunks_give_the_same_results_and_errors():
