@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterable, Optional, Union
 
+from . import names
 from .errors import BoincPymwError
 
 
@@ -65,14 +66,12 @@ def check_xml_text(what: str, value: str) -> str:
 
 
 def check_file_name(what: str, name: str) -> str:
-    """A BOINC file name: no path separators, not '.'/'..', no XML specials."""
-    name = check_xml_text(what, name)
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
-        raise TemplateError(f"{what} {name!r} is not a plain file name "
-                            f"(no '/', '\\', '..' or empty names)")
-    if name != name.strip():
-        raise TemplateError(f"{what} {name!r} has leading or trailing white space")
-    return name
+    """A BOINC file name, by the rules of :mod:`boinc_pymw.names` (length in
+    bytes, no control characters, separators, '..' or XML specials)."""
+    try:
+        return names.check_file_name(what, name)
+    except names.BadName as exc:
+        raise TemplateError(str(exc)) from None
 
 
 @dataclass
@@ -202,8 +201,44 @@ def render_output_template(outputs: Iterable[FileSpec]) -> str:
     files = [_as(OutputFile, spec) for spec in outputs]
     if not files:
         raise TemplateError("an output template needs at least one output file")
+    _check_unique_open_names("output template", [f.open_name for f in files])
     rendered = [dict(vars(f), max_nbytes=_format(float(f.max_nbytes))) for f in files]
     return _environment().get_template("output_template.xml.j2").render(outputs=rendered)
+
+
+def _check_unique_open_names(source: str, open_names: list) -> None:
+    """Two outputs opened under one name overwrite each other (in the slot, and in
+    the results store, which files outputs by open name)."""
+    seen = set()
+    for name in open_names:
+        if name in seen:
+            raise TemplateError(f"{source}: two output files have the open_name {name!r}; "
+                                f"each output needs its own name")
+        seen.add(name)
+
+
+def check_output_template(text: str, source: str = "output template") -> None:
+    """Refuse an output template BOINC would mis-handle: malformed XML, no
+    ``<result>``, or two ``<file_ref>``s with the same open_name."""
+    from lxml import etree
+
+    try:
+        root = etree.fromstring(text.encode("utf-8"),
+                                etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError as exc:
+        raise TemplateError(f"{source}: malformed XML: {exc}") from None
+    if root.tag != "output_template":
+        raise TemplateError(f"{source}: root element is <{root.tag}>, expected <output_template>")
+    result = root.find("result")
+    if result is None:
+        raise TemplateError(f"{source}: no <result> element")
+    open_names = []
+    for ref in result.findall("file_ref"):
+        name = (ref.findtext("open_name") or "").strip()
+        if not name:      # the client then opens the file by its physical name: unique
+            continue
+        open_names.append(check_file_name(f"{source}: <open_name>", name))
+    _check_unique_open_names(source, open_names)
 
 
 def template_paths(project_dir: str, app: str) -> tuple:
@@ -225,10 +260,14 @@ def write_app_templates(project, app: str, inputs: Iterable[FileSpec] = (),
     input_text = render_input_template(inputs, command_line=command_line, **wu_fields)
     output_text = render_output_template(outputs)
     in_path, out_path = template_paths(project_dir, app)
-    os.makedirs(os.path.dirname(in_path), exist_ok=True)
+    templates_dir = os.path.dirname(in_path)
+    if not os.path.isdir(templates_dir):
+        os.makedirs(templates_dir, exist_ok=True)
+        os.chmod(templates_dir, 0o771)       # as BOINC's boinc_mkdir, whatever the umask
     for path, text in ((in_path, input_text), (out_path, output_text)):
         tmp = f"{path}.tmp{os.getpid()}"
         with open(tmp, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), 0o644)      # the project's other users read templates
             f.write(text)
         os.replace(tmp, path)
     return in_path, out_path

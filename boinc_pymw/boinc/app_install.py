@@ -38,6 +38,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 import zipfile
@@ -47,8 +48,10 @@ from typing import Iterable, Mapping, Optional, Sequence
 from xml.sax.saxutils import escape
 
 from ..errors import BoincPymwError
+from ..names import BadName, check_app_name
 from . import signing
 from .md5 import file_md5
+from .project_files import DIR_MODE, FILE_MODE, make_project_dir
 
 #: The BOINC API version the portable interpreter links (Debian bookworm's libboinc_api).
 DEFAULT_API_VERSION = "7.20.5"
@@ -68,7 +71,6 @@ PLATFORMS = {
     "windows_x86_64": "Microsoft Windows running on an AMD x86_64 or Intel EM64T CPU",
 }
 
-_APP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}")
 _VERSION = re.compile(r"(\d{1,6})\.(\d{1,2})")
 _LAUNCHER_CACHE = ".boinc_pymw_launchers"  # under apps/; update_versions skips dot names
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -112,8 +114,10 @@ def parse_version(text: str) -> int:
 
 
 def _check_app_name(name: str) -> None:
-    if not _APP_NAME.fullmatch(name or ""):
-        raise InstallError(f"app name {name!r}: use letters, digits, '_', '.', '-' (at most 63)")
+    try:
+        check_app_name(name)
+    except BadName as exc:
+        raise InstallError(str(exc)) from None
 
 
 def check_platform(platform: str) -> None:
@@ -369,15 +373,48 @@ class _Undo:
                     path.unlink()
 
 
+def _check_key_is_private(key_path: Path) -> None:
+    """Refuse a private key others may read, as ssh does: it may have leaked."""
+    mode = stat.S_IMODE(key_path.stat().st_mode)
+    if mode & 0o077:
+        raise InstallError(
+            f"the private key {key_path} is readable by its group or others (mode "
+            f"{mode:04o}); a signing key must be private to its owner: chmod 600 {key_path} "
+            f"(and consider it leaked if others could read it)")
+
+
+def _project_public_key(config, key_path: Path, private_key):
+    """The project's code_sign_public, which must be the public half of ``private_key``:
+    clients check every signature against it, and refuse files signed otherwise."""
+    public_path = Path(config.key_dir) / "code_sign_public"
+    if not public_path.is_file():
+        raise InstallError(
+            f"{public_path} does not exist: the scheduler sends that key to clients, which "
+            f"check every signature with it. Copy the public half of {key_path} there "
+            f"(or generate the project's keys with 'boinc_pymw keys generate {config.key_dir}')")
+    public_key = signing.read_public_key(public_path)
+    if private_key.public_key().public_numbers() != public_key.public_numbers():
+        raise InstallError(
+            f"the signing key {key_path} does not match the project's {public_path}: every "
+            f"client would refuse the files (RSA key check failed, -120). Sign with the "
+            f"private half of that public key")
+    return public_key
+
+
 def _make_dirs(path: Path, undo: _Undo) -> None:
-    """mkdir -p that lets ``undo`` remove the directories it made."""
-    missing = []
-    while not path.exists():
-        missing.append(path)
-        path = path.parent
-    for directory in reversed(missing):
-        directory.mkdir()
-        undo.created(directory, empty_dir=True)
+    """mkdir -p (0771, as BOINC) that lets ``undo`` remove the directories it made."""
+    for directory in make_project_dir(path):
+        undo.created(Path(directory), empty_dir=True)
+
+
+def _open_up(tree: Path) -> None:
+    """Directories 0771 and files 0644 (executables 0755) in an app version's tree:
+    the staging area is private (0700), the installed version must not be."""
+    for root, dirs, files in os.walk(tree):
+        os.chmod(root, DIR_MODE)
+        for name in files:
+            path = os.path.join(root, name)
+            os.chmod(path, 0o755 if os.stat(path).st_mode & 0o100 else FILE_MODE)
 
 
 def _temp_name(directory: Path, name: str) -> Path:
@@ -428,10 +465,9 @@ def install_app(project, app_name: str, version: str, platforms: Sequence[str] =
                 f"no code-signing key: {key_path} does not exist. Create the project's keys with "
                 f"'boinc_pymw keys generate {config.key_dir}', or pass --sign-with KEY "
                 f"(or --unsigned for a test project whose clients allow unsigned apps)")
+        _check_key_is_private(key_path)
         private_key = signing.read_private_key(key_path)
-        public_path = key_path.with_name(key_path.name.replace("_private", "_public"))
-        if public_path != key_path and public_path.is_file():
-            public_key = signing.read_public_key(public_path)
+        public_key = _project_public_key(config, key_path, private_key)
 
     runtimes = {p: _runtime_source(interpreter, p, len(platforms)) for p in platforms}
     for platform, source in runtimes.items():
@@ -449,7 +485,7 @@ def install_app(project, app_name: str, version: str, platforms: Sequence[str] =
     report = InstallReport()
 
     apps_root = project_dir / "apps"
-    apps_root.mkdir(exist_ok=True)
+    make_project_dir(apps_root)
     with tempfile.TemporaryDirectory(prefix=".install-", dir=apps_root) as work_dir:
         work = Path(work_dir)
         code_zip = None
@@ -517,8 +553,8 @@ def _prepare_platform(project_dir, work, app_name, version, version_num, platfor
         if private_key is not None:
             signature = signing.sign_md5(md5, private_key)
             if public_key is not None and not signing.verify_md5(md5, signature, public_key):
-                raise InstallError("the code-signing private key does not match code_sign_public "
-                                   "next to it; clients would reject every file")
+                raise InstallError("the code-signing private key does not match the project's "
+                                   "code_sign_public; clients would reject every file")
             (stage / f"{f.physical_name}.sig").write_text(signature, encoding="ascii")
         signed.append(SignedFile(f, f.source.stat().st_size, md5, signature))
     (stage / "version.xml").write_text(render_version_xml(files, api), encoding="utf-8")
@@ -566,12 +602,17 @@ def _check_download_dir(download_dir: Path, plans) -> dict:
 
 def _check_templates(project_dir: Path, app_name: str, input_template, result_template) -> dict:
     """templates/NAME_in and NAME_out to write: only those that do not exist yet."""
-    from ..templates import InputFile, OutputFile, render_input_template, render_output_template
+    from ..templates import (InputFile, OutputFile, TemplateError, check_output_template,
+                             render_input_template, render_output_template)
 
     if input_template is None:
         input_template = render_input_template([InputFile(JOB_INPUT_NAME)])
     if result_template is None:
         result_template = render_output_template([OutputFile(JOB_OUTPUT_NAME)])
+    try:
+        check_output_template(result_template, f"templates/{app_name}_out")
+    except TemplateError as exc:
+        raise InstallError(str(exc)) from None
     wanted = {}
     for suffix, text in (("in", input_template), ("out", result_template)):
         path = project_dir / "templates" / f"{app_name}_{suffix}"
@@ -602,13 +643,15 @@ def _apply(project, db, report, app_name, version, version_num, user_friendly_na
             tmp = _temp_name(plan.app_dir.parent, plan.platform)
             temporaries.append(tmp)
             shutil.copytree(plan.staging_dir, tmp, symlinks=False)
+            _open_up(tmp)
             app_dirs[plan.platform] = tmp
         template_tmps = {}
         for path, text in templates.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_project_dir(path.parent)
             tmp = _temp_name(path.parent, path.name)
             temporaries.append(tmp)
             tmp.write_text(text, encoding="utf-8")
+            os.chmod(tmp, FILE_MODE)
             template_tmps[path] = tmp
 
         # 2. real names, then rows, in one transaction: leaving the block commits, and

@@ -19,11 +19,16 @@ of a batch. Staged files stay where they are: BOINC files are immutable, so a
 retry reuses them.
 
 Field precedence is BOINC's: defaults, then keyword arguments, then values
-in the input template (the template wins). Defaults are server 1.4/1.6
-create_work's (one replica: quorum, target, max errors, max total and max
-success all 1; 3600 GFLOP estimate, 86400 GFLOP bound, 500 MB memory, 1 GB
-disk, 7 days delay bound), and as there a target_nresults above
-max_success_results or max_total_results raises them to match.
+in the input template (the template wins). Defaults are those of the
+project's own server release (``Project.server_release``, read from its
+``db_revision`` file): 1.4's tools/backend_lib.h has min_quorum 2,
+target_nresults 2, max_error_results 3, max_total_results 10,
+max_success_results 6; 1.6's has 1 for each. Both have a 3600 GFLOP
+estimate, 86400 GFLOP bound, 500 MB memory, 1 GB disk, 7 days delay bound.
+As in 1.6, a target_nresults above a *default* max_success_results or
+max_total_results raises it to match; on 1.4 it is an error, as there.
+Limits given explicitly that make the quorum unreachable (max_total_results
+below target_nresults, ...) are refused on both.
 """
 
 from __future__ import annotations
@@ -31,18 +36,29 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Union
 
 from ..errors import BoincPymwError
+from ..names import BadName, check_batch_name, check_workunit_name
 from ..templates import (TEMPLATE_WU_FIELDS, TemplateError, check_file_name, check_replication,
                          check_wu_fields)
 from .hierarchy import dir_hier_path, dir_hier_url
 from .md5 import md5_and_size
+from .project_files import make_project_dir, make_readable
 
-#: create_work's defaults in BOINC server 1.4/1.6 (tools/backend_lib.h DEFAULT_*;
-#: the 7.20 client-era header had 2/2/3/10/6 for the replication numbers).
+#: create_work's replication defaults by server release (tools/backend_lib.h DEFAULT_*).
+REPLICATION_DEFAULTS = {
+    "1.4": {"min_quorum": 2, "target_nresults": 2, "max_error_results": 3,
+            "max_total_results": 10, "max_success_results": 6},
+    "1.6": {"min_quorum": 1, "target_nresults": 1, "max_error_results": 1,
+            "max_total_results": 1, "max_success_results": 1},
+}
+
+#: create_work's defaults in BOINC server 1.6 (tools/backend_lib.h DEFAULT_*);
+#: a 1.4 project replaces the replication numbers by REPLICATION_DEFAULTS["1.4"].
 WU_DEFAULTS = {
     "rsc_fpops_est": 3600e9,
     "rsc_fpops_bound": 86400e9,
@@ -262,6 +278,7 @@ def write_md5_cache(path: str, md5: str, nbytes: float) -> None:
         fd = os.open(path + ".md5", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except OSError:
         return
+    make_readable(fd)
     with os.fdopen(fd, "w", encoding="ascii") as f:
         f.write("%s %.15e\n" % (md5, nbytes))
 
@@ -309,7 +326,11 @@ class Stager:
                 raise CreateWorkError(f"input file {name!r} not found (looked for {where})")
             source = top
         if source is not None:
-            md5_nbytes = self._stage_source(name, source, path)
+            try:
+                md5_nbytes = self._stage_source(name, source, path)
+            except OSError as exc:
+                raise CreateWorkError(f"input file {name!r}: cannot stage it at {path}: "
+                                      f"{exc.strerror or exc}") from None
         elif c.cache_md5_info:
             md5_nbytes = read_md5_cache(path)
         if md5_nbytes is None:
@@ -342,13 +363,15 @@ class Stager:
         md5_nbytes = (hashlib.md5(data).hexdigest(), float(len(data)))
         directory = os.path.dirname(path)
         if directory not in self._dirs:
-            os.makedirs(directory, mode=0o770, exist_ok=True)
+            make_project_dir(directory, repair=True)    # 0771: the web server serves it
             self._dirs.add(directory)
         # Write beside the target, then link: the staged name appears complete or
-        # not at all, and link() refuses to replace a file staged meanwhile.
-        tmp = f"{path}.tmp{os.getpid()}"
+        # not at all, and link() refuses to replace a file staged meanwhile. The
+        # temporary name is short, so a name of FILE_NAME_BYTES still fits.
+        tmp = os.path.join(directory, f".create_work.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            make_readable(fd)                            # 0644 whatever the umask
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             try:
@@ -452,6 +475,7 @@ class _Context:
 
     def __init__(self, project):
         self.project = project
+        self.release = getattr(project, "server_release", "1.6")
         self.stager = Stager(project)
         self.apps: dict = {}
         self.plans: dict = {}
@@ -512,25 +536,23 @@ class _Context:
 
 
 def _check_result_template(path: str) -> None:
-    from lxml import etree
+    from ..templates import check_output_template
 
     try:
-        root = etree.parse(path).getroot()
-    except etree.XMLSyntaxError as exc:
-        raise CreateWorkError(f"result template {path}: malformed XML: {exc}") from None
-    if root.tag != "output_template":
-        raise CreateWorkError(f"result template {path}: root is <{root.tag}>, "
-                              f"expected <output_template>")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        check_output_template(text, f"result template {path}")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CreateWorkError(f"result template {path}: cannot read it: {exc}") from None
+    except TemplateError as exc:
+        raise CreateWorkError(str(exc)) from None
 
 
 def _check_name(name: str) -> str:
     try:
-        check_file_name("workunit name", name)
-    except TemplateError as exc:
+        return check_workunit_name(name)
+    except BadName as exc:
         raise CreateWorkError(str(exc)) from None
-    if len(name) > 240:
-        raise CreateWorkError(f"workunit name {name[:40]!r}... is longer than 240 characters")
-    return name
 
 
 def _job_fields(fields: dict) -> tuple:
@@ -591,15 +613,24 @@ def _prepare(ctx: _Context, job: Job, batch_id: int, now: int) -> dict:
         raise CreateWorkError(f"workunit {name!r}: xml_doc is {len(xml_doc)} bytes, "
                               f"BOINC's limit is {XML_DOC_MAX}")
     values = dict(WU_DEFAULTS)
+    values.update(REPLICATION_DEFAULTS[ctx.release])
     values.update(template_fields)
     values.update(plan.columns)                      # the template wins, as in BOINC
-    # create_work (server 1.4+): a target above max_success/max_total raises them.
-    for bound in ("max_success_results", "max_total_results"):
-        values[bound] = max(values[bound], values["target_nresults"])
+    if ctx.release == "1.6":
+        # 1.6's process_input_template: a target above max_success/max_total raises
+        # them; only defaults here, explicit contradictions are refused below.
+        explicit = set(template_fields) | set(plan.columns)
+        for bound in ("max_success_results", "max_total_results"):
+            if bound not in explicit:
+                values[bound] = max(values[bound], values["target_nresults"])
     try:
         check_replication(values)
     except TemplateError as exc:
-        raise CreateWorkError(f"workunit {name!r}: {exc}") from None
+        raise CreateWorkError(
+            f"workunit {name!r}: {exc}; BOINC would never complete such a workunit "
+            f"(server {ctx.release} defaults: "
+            + ", ".join(f"{k} {v}" for k, v in REPLICATION_DEFAULTS[ctx.release].items())
+            + ")") from None
     return {
         "create_time": now,
         "appid": app["id"],
@@ -747,6 +778,11 @@ def create_batch(project, jobs: Iterable, *, batch_name: Optional[str] = None,
     the workunits, the batch row or the njobs increment with the rest.
     Returns the batch id and the workunit ids in job order.
     """
+    if batch_name is not None:
+        try:
+            check_batch_name(batch_name)
+        except BadName as exc:
+            raise CreateWorkError(str(exc)) from None
     base = batch_name or _default_base(defaults.get("app", "batch"))
     job_list = [_as_job(job, defaults, i, base) for i, job in enumerate(jobs)]
     if not job_list:

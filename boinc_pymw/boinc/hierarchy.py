@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import os
 
+from .project_files import make_project_dir
+
 
 def filename_hash(name: str, fanout: int) -> str:
     """The subdirectory (lower-case hex, no padding) for ``name``; fanout > 0."""
@@ -21,13 +23,14 @@ def filename_hash(name: str, fanout: int) -> str:
 
 
 def dir_hier_path(name: str, root: str, fanout: int, *, create: bool = False) -> str:
-    """Path of ``name`` under ``root``; with ``create`` the subdirectory is made."""
+    """Path of ``name`` under ``root``; with ``create`` the subdirectory is made
+    as BOINC makes it (0771 whatever the umask, so the web server can enter it)."""
     fanout = int(fanout)
     if fanout <= 0:
         return os.path.join(root, name)
     directory = os.path.join(root, filename_hash(name, fanout))
     if create:
-        os.makedirs(directory, mode=0o770, exist_ok=True)
+        make_project_dir(directory, repair=True)
     return os.path.join(directory, name)
 
 

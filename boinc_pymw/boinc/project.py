@@ -46,6 +46,13 @@ def find_project_dir(path: Optional[str] = None) -> str:
         + " for a directory with config.xml and cgi-bin/ (set $BOINC_PROJECT_DIR)")
 
 
+#: The file BOINC's make_project and upgrade write: the schema revision the
+#: database has (html/ops/db_update.php).
+DB_REVISION_FILE = "db_revision"
+#: The last revision of server releases 1.0 to 1.4 (1.4.7 included); 1.6 adds 27029 on.
+LAST_1_4_DB_REVISION = 27028
+
+
 class Project:
     """One BOINC project (directory + config.xml + database)."""
 
@@ -56,6 +63,29 @@ class Project:
 
     def __repr__(self):
         return f"Project({self.path!r})"
+
+    # -- which server release -----------------------------------------------------------
+    @property
+    def db_revision(self) -> Optional[int]:
+        """The number in the project's ``db_revision`` file (None without one)."""
+        path = os.path.join(self.path, DB_REVISION_FILE)
+        try:
+            with open(path, encoding="ascii") as f:
+                text = f.read().strip()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from None
+        if not text.isdigit():
+            raise ConfigError(f"{path} holds {text[:40]!r}, not a schema revision number")
+        return int(text)
+
+    @property
+    def server_release(self) -> str:
+        """"1.4" (db_revision up to 27028: releases 1.0-1.4) or "1.6" (later, or
+        no db_revision file); decides create_work's defaults."""
+        revision = self.db_revision
+        return "1.4" if revision is not None and revision <= LAST_1_4_DB_REVISION else "1.6"
 
     # -- database ---------------------------------------------------------------------
     @property

@@ -195,7 +195,9 @@ def generate_keys(key_dir: PathLike) -> dict[str, str]:
     half cannot be made without replacing the other.
     """
     key_dir = Path(key_dir)
-    key_dir.mkdir(parents=True, exist_ok=True)
+    if not key_dir.is_dir():
+        key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(key_dir, 0o700)     # private whatever the umask (mkdir's mode is masked)
     outcome = {}
     for pair in KEY_PAIRS:
         private, public = key_dir / f"{pair}_private", key_dir / f"{pair}_public"

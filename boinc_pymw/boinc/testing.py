@@ -32,6 +32,7 @@ from typing import Iterable, Optional
 from .config import Daemon, Task
 from .db import Database, DatabaseError
 from .project import Project
+from .project_files import make_project_dir
 
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema.sql")
 
@@ -207,9 +208,10 @@ def make_project(path, db_name: str, *, daemons: Iterable = (), tasks: Iterable 
     """
     path = os.path.abspath(os.fspath(path))
     host = short_hostname()
-    os.makedirs(path, exist_ok=True)
+    make_project_dir(path)
     for directory in PROJECT_DIRS:
-        os.makedirs(os.path.join(path, directory.format(host=host)), exist_ok=True)
+        make_project_dir(os.path.join(path, directory.format(host=host)))
+    os.chmod(os.path.join(path, "keys"), 0o700)       # private keys live there
     values = default_config(path, db_name)
     values.update(config)
     write_config_xml(path, values, daemons, tasks)

@@ -101,3 +101,25 @@ def test_cli_render(tmp_path, capsys):
     assert cli_main(["templates", "render", "--project", str(tmp_path), "--app", "sq",
                      "--input", "in:bogus"]) == 1
     assert "unknown option 'bogus'" in capsys.readouterr().err
+
+
+# -- two outputs under one open_name would overwrite each other (issue 13, case 6) ----------
+def test_render_refuses_two_outputs_with_the_same_open_name():
+    from boinc_pymw.templates import TemplateError, render_output_template
+
+    with pytest.raises(TemplateError, match="open_name 'out'"):
+        render_output_template(["out", {"open_name": "out", "optional": True}])
+
+
+def test_an_output_template_with_a_repeated_open_name_is_refused_by_create_work(boinc_project):
+    from boinc_pymw.boinc.create_work import CreateWorkError
+    from boinc_pymw.boinc.testing import add_app
+    from boinc_pymw.templates import write_app_templates
+
+    add_app(boinc_project, "dup")
+    _, out_path = write_app_templates(boinc_project, "dup", inputs=["in"], outputs=["a", "b"])
+    text = open(out_path).read().replace("<open_name>b</open_name>", "<open_name>a</open_name>")
+    open(out_path, "w").write(text)
+    with pytest.raises(CreateWorkError, match="open_name 'a'"):
+        boinc_project.create_work("dup", [("in_dup", b"x")], name="dup_1")
+    assert boinc_project.db.query("SELECT id FROM workunit") == []

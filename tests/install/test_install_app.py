@@ -310,6 +310,8 @@ def test_sign_with_another_key(boinc_project, launchers, runtime, tmp_path, boin
     project = boinc_project
     keys = tmp_path / "offline_keys"
     signing.generate_keys(keys)
+    # the project holds only the public half, as a project signing offline does
+    (Path(project.key_dir) / "code_sign_public").write_bytes((keys / "code_sign_public").read_bytes())
     assert install(project, launchers, "--app", "squares", "--version", "1.0",
                    "--sign-with", str(keys / "code_sign_private"), "--interpreter", str(runtime)) == 0
     app_dir = Path(project.path) / "apps" / "squares" / "1.0" / LINUX

@@ -13,6 +13,7 @@ import secrets
 import time
 from typing import Any
 
+from ... import names
 from ...errors import BoincPymwError
 from ..base import WorkItem, run_chunk
 
@@ -29,7 +30,7 @@ def check_batch_name(name: str) -> str:
         raise BoincPymwError(
             f"batch name {name!r}: use 1-100 letters, digits, '_', '.' or '-' "
             f"(it becomes part of workunit and file names)")
-    return name
+    return names.check_batch_name(name)      # the toolkit's rules ('..', '.json', ...)
 
 
 def workunit_name(batch: str, index: int) -> str:
