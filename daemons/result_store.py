@@ -23,6 +23,13 @@ complete. Running the handler again for the same workunit (after a crash)
 rewrites the same files and record. A missing ``<optional/>`` output is
 listed with ``"file": null``.
 
+A canonical result whose output cannot be stored (missing, empty where that
+is not allowed, over its ``<max_nbytes>`` or the size limit, a symbolic link
+or not a regular file -- ``<no_validate/>`` outputs included, and files
+removed or replaced after validation) gets an ``"status": "error"`` record
+whose ``"error"`` names the file and the reason (``error_mask`` stays the
+workunit's); the workunit is assimilated and the daemon goes on.
+
 Options: ``--store DIR`` (default ``<project>/results_store``).
 """
 
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sys
 import time
@@ -39,6 +47,8 @@ from boinc_pymw.boinc.assimilator import Assimilator
 from boinc_pymw.boinc.output_files import BadOutputFile, check_file_name
 
 FORMAT_VERSION = 1
+
+log = logging.getLogger("boinc_pymw.result_store")
 
 
 def group_name(wu: dict, app_name: str) -> str:
@@ -72,22 +82,37 @@ class ResultStoreAssimilator(Assimilator):
             "assimilated_time": time.time(),
         }
         if canonical is not None:
-            out_dir = os.path.join(group_dir, wu_name)
-            os.makedirs(out_dir, exist_ok=True)
-            for n, f in enumerate(self.output_files(canonical)):
-                local = check_file_name(f.open_name or f"out{n}")
-                data = self.read_output(f)
-                entry = {"open_name": f.open_name, "name": f.name, "file": None,
-                         "nbytes": 0, "md5": None}
-                if data is not None:
-                    write_atomic(os.path.join(out_dir, local), data)
-                    entry.update(file=f"{wu_name}/{local}", nbytes=len(data),
-                                 md5=hashlib.md5(data).hexdigest())
-                elif not f.optional:
-                    raise BadOutputFile(f"{f.name}: canonical output missing")
-                record["outputs"].append(entry)
+            try:
+                record["outputs"] = self.store_outputs(canonical, group_dir, wu_name)
+            except BadOutputFile as exc:
+                reason = f"canonical result {canonical['name']}: {exc}"
+                log.error("[%s] %s; an error record is stored", wu_name, reason)
+                record.update(status="error", outputs=[], error=reason)
+                try:
+                    self.quarantine.record_bad_output(wu, reason)
+                except OSError as note_exc:
+                    log.error("can't note it in %s: %s", self.quarantine.path, note_exc)
         write_atomic(os.path.join(group_dir, f"{wu_name}.json"),
                      json.dumps(record, indent=1).encode("utf-8"))
+
+    def store_outputs(self, canonical: dict, group_dir: str, wu_name: str) -> list[dict]:
+        """Copy each output of the canonical result into ``<group>/<wu_name>/``."""
+        out_dir = os.path.join(group_dir, wu_name)
+        os.makedirs(out_dir, exist_ok=True)
+        entries = []
+        for n, f in enumerate(self.output_files(canonical)):
+            local = check_file_name(f.open_name or f"out{n}")
+            data = self.read_output(f)
+            entry = {"open_name": f.open_name, "name": f.name, "file": None,
+                     "nbytes": 0, "md5": None}
+            if data is not None:
+                write_atomic(os.path.join(out_dir, local), data)
+                entry.update(file=f"{wu_name}/{local}", nbytes=len(data),
+                             md5=hashlib.md5(data).hexdigest())
+            elif not f.optional:
+                raise BadOutputFile(f"{f.name}: canonical output missing")
+            entries.append(entry)
+        return entries
 
 
 def read_record(store: str, group: str, wu_name: str) -> dict:

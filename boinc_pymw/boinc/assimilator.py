@@ -23,13 +23,20 @@ Data flow of one pass::
 
 Outcomes of the handler, as in BOINC: a normal return marks the workunit
 assimilated; :class:`DeferAssimilation` puts it back to INIT (the
-transitioner makes it READY again later); any other exception is logged
-with its traceback and the daemon exits non-zero (``bin/start --cron``
-restarts it and the workunit, still READY, is handled again). A project
-that prefers to go on sets ``continue_on_error = True`` (or passes
-``--continue_on_error``): the failure is appended to
-``assimilator_failures.jsonl`` in the working directory and the workunit
-stays READY for the next start.
+transitioner makes it READY again later). Beyond BOINC, no workunit stops
+the daemon (see :mod:`.daemon`):
+
+* :class:`~.output_files.BadOutputFile` (the volunteer's output is missing,
+  oversized or unsafe): logged, noted in the quarantine file, the workunit
+  is marked assimilated -- retrying cannot mend it;
+* infrastructure faults (database away, disk full, storage gone): back off
+  and handle the same workunit again;
+* any other exception is a handler bug: logged with its traceback and
+  counted; the daemon exits 1 (``bin/start --cron`` restarts it and the
+  workunit, still READY, is handled again) or, with ``continue_on_error``
+  (``--continue_on_error``), goes on and retries it on a later pass. After
+  ``--quarantine_after`` failures (default 3) the workunit is set aside
+  for a human (:mod:`.quarantine`) and the daemon goes on.
 
 A crash between the handler and the UPDATE (kill -9, lost database) means
 the handler runs again for that workunit: handlers must be idempotent
@@ -38,15 +45,15 @@ the handler runs again for that workunit: handlers must be idempotent
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
-import traceback
 from typing import Optional
 
-from .daemon import BoincArgumentParser, Daemon, HandlerExit
-from .output_files import (DEFAULT_MAX_BYTES, OutputFile, output_files, read_output)
+from .daemon import (BoincArgumentParser, Daemon, InfrastructureFault, is_infrastructure_fault,
+                     text_columns)
+from .db import DatabaseError
+from .output_files import (DEFAULT_MAX_BYTES, BadOutputFile, OutputFile, output_files,
+                           read_output)
 from .states import AssimilateState, WuError, describe_error_mask
 
 log = logging.getLogger("boinc_pymw.assimilator")
@@ -63,8 +70,6 @@ class Assimilator(Daemon):
 
     kind = "assimilator"
     default_sleep_interval = 10
-    #: log and record handler exceptions and go on, instead of exiting
-    continue_on_error = False
     #: output files larger than this are refused by :meth:`read_output`
     max_output_bytes = DEFAULT_MAX_BYTES
 
@@ -91,26 +96,21 @@ class Assimilator(Daemon):
     def add_arguments(cls, parser: BoincArgumentParser) -> None:
         parser.add_option("dont_update_db", action="store_true",
                           help="run the handler but change no workunit state")
-        parser.add_option("continue_on_error", action="store_true", default=None,
-                          help="record handler exceptions and go on instead of exiting")
 
     def __init__(self, options, project=None, db=None):
         super().__init__(options, project, db)
-        if getattr(options, "continue_on_error", None):
-            self.continue_on_error = True
-        self._failed: set[int] = set()
+        self._skipped: set[int] = set()     # failed in this pass; retried on the next one
 
     # -- the pass ---------------------------------------------------------------------------------
     def fetch_batch(self) -> list[dict]:
         limit = self.options.one_pass_N_WU or SELECT_LIMIT
         mod_sql, mod_params = self.mod_clause("id")
-        skip_sql = ""
-        if self._failed:
-            skip_sql = " AND id NOT IN (" + ", ".join(["%s"] * len(self._failed)) + ")"
+        skip = sorted(self._skipped | set(self.quarantine.ids()))
+        skip_sql = (" AND id NOT IN (" + ", ".join(["%s"] * len(skip)) + ")") if skip else ""
         return self.db.query(
             "SELECT * FROM workunit WHERE appid=%s AND assimilate_state=%s" + mod_sql + skip_sql
             + " LIMIT %s",
-            (self.app["id"], int(AssimilateState.READY), *mod_params, *sorted(self._failed), limit))
+            (self.app["id"], int(AssimilateState.READY), *mod_params, *skip, limit))
 
     def fetch_results(self, wus: list[dict]) -> dict[int, list[dict]]:
         by_wu: dict[int, list[dict]] = {wu["id"]: [] for wu in wus}
@@ -123,7 +123,8 @@ class Assimilator(Daemon):
 
     def do_pass(self) -> bool:
         found = False
-        handled = 0
+        self._skipped = set()
+        self.quarantine.reload()
         while True:
             wus = self.fetch_batch()
             if not wus:
@@ -133,14 +134,22 @@ class Assimilator(Daemon):
             for wu in wus:
                 if self.stop.requested():
                     return found
-                self.handle_wu(wu, results[wu["id"]])
+                while True:
+                    try:
+                        self.handle_wu(wu, results[wu["id"]])
+                        break
+                    except InfrastructureFault as exc:
+                        if not self.back_off(f"[{wu['name']}] can't assimilate now", exc.__cause__):
+                            return found
+                self._backoff = 0.0
                 found = True
-                handled += 1
             if self.options.one_pass_N_WU or self.options.dont_update_db:
                 break
         return found
 
     def handle_wu(self, wu: dict, results: list[dict]) -> None:
+        wu = text_columns(dict(wu))
+        results = [text_columns(dict(r)) for r in results]
         canonical = next((r for r in results if r["id"] == wu["canonical_resultid"]), None)
         set_error = canonical is None and not wu["error_mask"]
         if set_error:
@@ -157,27 +166,34 @@ class Assimilator(Daemon):
                 self.db.execute(f"UPDATE workunit SET assimilate_state=%s{error_sql} WHERE id=%s",
                                 (int(AssimilateState.INIT), *error_params, wu["id"]))
             return
-        except Exception as exc:  # noqa: BLE001 - project code: log it, then BOINC's policy
-            log.error("[%s] handler error: %s\n%s", wu["name"], exc, traceback.format_exc())
+        except BadOutputFile as exc:
+            self.on_bad_output(wu, canonical, exc)    # the volunteer's fault: assimilated
+        except Exception as exc:  # noqa: BLE001 - project code: sorted, then BOINC's policy
+            if is_infrastructure_fault(exc):
+                if isinstance(exc, DatabaseError):
+                    raise                             # the daemon loop reconnects
+                raise InfrastructureFault(str(exc)) from exc
             if set_error and not self.options.dont_update_db:
                 self.db.execute("UPDATE workunit SET error_mask=%s WHERE id=%s",
                                 (wu["error_mask"], wu["id"]))
-            if not self.continue_on_error:
-                log.error("[%s] handler error; exiting", wu["name"])
-                raise HandlerExit(1) from exc
-            self.record_failure(wu, exc)
-            self._failed.add(wu["id"])
+            self.handler_failed(wu, exc)              # exits, unless it goes on
+            self._skipped.add(wu["id"])
             return
         if not self.options.dont_update_db:
             self.db.execute(
                 f"UPDATE workunit SET assimilate_state=%s, transition_time=%s{error_sql} WHERE id=%s",
                 (int(AssimilateState.DONE), int(time.time()), *error_params, wu["id"]))
 
-    def record_failure(self, wu: dict, exc: BaseException) -> None:
-        """Append the failure to ``assimilator_failures.jsonl`` in the working directory."""
-        entry = {"time": time.time(), "app": self.options.app, "wu_id": wu["id"],
-                 "wu_name": wu["name"], "error": f"{type(exc).__name__}: {exc}",
-                 "traceback": traceback.format_exception(type(exc), exc, exc.__traceback__)}
-        with open(os.path.join(os.getcwd(), "assimilator_failures.jsonl"), "a",
-                  encoding="utf-8") as f:
-            f.write(json.dumps(entry) + "\n")
+    def on_bad_output(self, wu: dict, canonical: Optional[dict], exc: BadOutputFile) -> None:
+        """The handler met a spoiled output; the workunit is then marked assimilated.
+
+        Retrying cannot mend a volunteer's file, so this is logged and noted in
+        the quarantine file (not counted as a failure). Override to keep a record
+        of your own.
+        """
+        log.error("[%s] canonical result %s has a bad output (%s); marked assimilated",
+                  wu["name"], canonical and canonical["name"], exc)
+        try:
+            self.quarantine.record_bad_output(wu, str(exc))
+        except OSError as record_exc:
+            log.error("can't write %s: %s", self.quarantine.path, record_exc)

@@ -380,8 +380,9 @@ def assign_credit_set(wu: dict, results: list[dict], havs: list[Optional[dict]],
     values = normal if normal else approx
     # no voting result: BOINC guesses the workunit estimate
     credit = (pegged_average(values, anchor) if values else anchor) * COBBLESTONE_SCALE
-    if not math.isfinite(credit):
-        # e.g. rsc_fpops_est = 0 and a zero PFC: C++ gets NaN (and its UPDATE fails)
+    if not math.isfinite(credit) or credit < 0:
+        # rsc_fpops_est = 0 and a zero PFC gives NaN (C++'s UPDATE then fails), a
+        # negative estimate a negative credit: numbers no one should be granted
         return 0.0
     return credit
 

@@ -17,19 +17,35 @@ daemon listed in ``config.xml`` exactly like a C++ one:
 
 A subclass supplies :meth:`Daemon.do_pass` (one scan of the database) and
 optionally extra options; :meth:`Daemon.main` does the rest.
+
+No workunit stops a daemon. What goes wrong while handling one is sorted
+into three kinds (:func:`is_infrastructure_fault`):
+
+* the volunteer's or the workunit's fault (a spoiled output, numbers the
+  credit formulas cannot take): BOINC's error states, logged, next workunit;
+* the infrastructure's (database away or busy, disk full, storage gone):
+  back off and retry the same workunit, losing and repeating nothing;
+* a bug in the project's handler: logged with its traceback and counted in
+  :mod:`~boinc_pymw.boinc.quarantine`; BOINC's policy (exit 1 for
+  ``bin/start --cron``, or go on with ``--continue_on_error``) until the
+  workunit has failed a few times, then it is set aside and the daemon goes on.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
 import sys
 import time
+import traceback
 from typing import Optional, Sequence
 
 from .db import DatabaseError
+from .output_files import TransientFileError
+from .quarantine import DEFAULT_LIMIT, Quarantine, quarantine_path
 
 #: BOINC's message levels (sched/sched_msgs.h) -> Python logging levels.
 MSG_CRITICAL, MSG_NORMAL, MSG_DEBUG = 1, 2, 3
@@ -38,6 +54,68 @@ _LEVELS = {MSG_CRITICAL: logging.ERROR, MSG_NORMAL: logging.INFO, MSG_DEBUG: log
 SQL_LEVEL = 5
 
 log = logging.getLogger("boinc_pymw.daemon")
+
+
+# -- what kind of failure ------------------------------------------------------------------
+#: server error codes meaning "away, busy or full", not "this statement is wrong"
+#: (disk/table full, out of memory, too many connections, shutdown, lock
+#: timeout/deadlock, commit failure, read-only, connection killed)
+_SERVER_NOT_AVAILABLE = {1021, 1037, 1038, 1040, 1041, 1053, 1114, 1180, 1205, 1213, 1290,
+                         1836, 1927, 4031}
+#: errno values that mean the machine, not the workunit, is in trouble
+_INFRASTRUCTURE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.ESTALE,
+                          errno.ENOTCONN, errno.ETIMEDOUT, errno.EHOSTDOWN, errno.ENOMEDIUM,
+                          errno.EAGAIN, errno.EMFILE, errno.ENFILE, errno.ENOMEM,
+                          errno.EACCES, errno.EPERM}
+
+
+def database_error_code(exc: BaseException) -> Optional[int]:
+    """The server's or client's error number behind a DatabaseError (None if unknown)."""
+    cause = exc.__cause__
+    code = getattr(cause, "args", (None,))[0] if cause is not None else None
+    return code if isinstance(code, int) else None
+
+
+def is_statement_rejected(exc: BaseException) -> bool:
+    """A DatabaseError where the server refused the statement itself (bad data, a bug).
+
+    Retrying such a statement fails the same way forever, so it counts against
+    the workunit; an unreachable, busy or full server is the infrastructure's fault.
+    """
+    if not isinstance(exc, DatabaseError):
+        return False
+    code = database_error_code(exc)
+    return code is not None and not 2000 <= code < 3000 and code not in _SERVER_NOT_AVAILABLE
+
+
+def is_infrastructure_fault(exc: BaseException) -> bool:
+    """True for faults of the machine (database, disk, storage): retry, never blame the WU."""
+    if isinstance(exc, DatabaseError):
+        return not is_statement_rejected(exc)
+    if isinstance(exc, TransientFileError):
+        return True
+    return isinstance(exc, OSError) and exc.errno in _INFRASTRUCTURE_ERRNOS
+
+
+#: blob columns of the rows handed to project code (the driver returns them as bytes)
+BLOB_COLUMNS = ("xml_doc", "xml_doc_in", "xml_doc_out", "stderr_out")
+
+
+def text_columns(row: dict) -> dict:
+    """Decode a row's blob columns to str in place (UTF-8; bad bytes become U+FFFD).
+
+    BOINC's C++ sees these columns as C strings; handlers here get text, so
+    ``"Device Emulation" in result["stderr_out"]`` works whatever the volunteer sent.
+    """
+    for column in BLOB_COLUMNS:
+        value = row.get(column)
+        if isinstance(value, (bytes, bytearray)):
+            row[column] = bytes(value).decode("utf-8", "replace")
+    return row
+
+
+class InfrastructureFault(Exception):
+    """Raised by a daemon's per-workunit code: back off, then handle the same workunit again."""
 
 
 class BoincLogFormatter(logging.Formatter):
@@ -140,6 +218,10 @@ class Daemon:
     default_sleep_interval = 10
     #: how long to keep trying to reach a lost database before exiting
     db_retry_seconds = 60.0
+    #: log handler errors and go on (retrying later), instead of exiting
+    continue_on_error = False
+    #: longest pause between retries after an infrastructure fault
+    max_backoff_seconds = 300.0
 
     def __init__(self, options: argparse.Namespace, project=None, db=None):
         self.options = options
@@ -147,7 +229,12 @@ class Daemon:
         self._db = db
         self.app: Optional[dict] = None
         project_dir = getattr(project, "path", None) or getattr(project, "project_dir", None)
+        self.project_dir = project_dir
         self.stop = StopSignal(project_dir)
+        if getattr(options, "continue_on_error", None):
+            self.continue_on_error = True
+        self._quarantine: Optional[Quarantine] = None
+        self._backoff = 0.0
 
     # -- options --------------------------------------------------------------
     @classmethod
@@ -169,6 +256,12 @@ class Daemon:
                           help="seconds to sleep when a pass found nothing")
         parser.add_option("project_dir", default=None,
                           help="project directory (default: found as BOINC does)")
+        parser.add_option("continue_on_error", action="store_true", default=None,
+                          help="after a handler error go on with other workunits instead of "
+                               "exiting (the workunit is retried on later passes)")
+        parser.add_option("quarantine_after", type=int, default=DEFAULT_LIMIT, metavar="N",
+                          help="set a workunit aside after N handler failures "
+                               f"(default {DEFAULT_LIMIT})")
         parser.add_option("version", "v", action="version", version=f"{cls.kind} (boinc_pymw)")
         cls.add_arguments(parser)
         return parser
@@ -229,6 +322,46 @@ class Daemon:
                 log.debug("still no database: %s", exc)
         return False
 
+    # -- failures ------------------------------------------------------------------------
+    @property
+    def quarantine(self) -> Quarantine:
+        """This daemon's failure counts and set-aside workunits (see :mod:`.quarantine`)."""
+        if self._quarantine is None:
+            path = quarantine_path(self.project_dir or os.getcwd(), self.options.app, self.kind)
+            self._quarantine = Quarantine(path, self.kind, self.options.app,
+                                          getattr(self.options, "quarantine_after", DEFAULT_LIMIT))
+        return self._quarantine
+
+    def handler_failed(self, wu: dict, exc: BaseException) -> bool:
+        """A handler bug on ``wu``: log, count; True to go on (the WU is skipped this pass).
+
+        Exits (HandlerExit 1) by BOINC's policy unless ``continue_on_error`` or the
+        workunit has now failed often enough to be set aside.
+        """
+        log.error("[WU#%s %s] handler error: %s: %s\n%s", wu["id"], wu.get("name"),
+                  type(exc).__name__, exc,
+                  "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        try:
+            set_aside = self.quarantine.record_failure(wu, exc)
+        except OSError as record_exc:
+            log.error("can't write %s: %s", self.quarantine.path, record_exc)
+            set_aside = False
+        if set_aside:
+            log.error("[WU#%s %s] failed %d times: set aside in %s; the workunit is left "
+                      "for a human (boinc_pymw daemon quarantine --release to retry it)",
+                      wu["id"], wu.get("name"), self.quarantine.limit, self.quarantine.path)
+            return True
+        if self.continue_on_error:
+            return True
+        log.error("[WU#%s %s] handler error; exiting", wu["id"], wu.get("name"))
+        raise HandlerExit(1) from exc
+
+    def back_off(self, what: str, exc: BaseException) -> bool:
+        """Wait before retrying after an infrastructure fault; False if a stop came first."""
+        self._backoff = min(self.max_backoff_seconds, max(1.0, self._backoff * 2))
+        log.error("%s: %s: %s; retrying in %.0f s", what, type(exc).__name__, exc, self._backoff)
+        return not self.stop.sleep(self._backoff)
+
     def lookup_app(self) -> dict:
         app = self.db.query_one("SELECT * FROM app WHERE name=%s", (self.options.app,))
         if app is None:
@@ -270,9 +403,20 @@ class Daemon:
                 try:
                     self.app = self.lookup_app()
                     did_something = self.do_pass()
+                    self._backoff = 0.0
                 except DatabaseError as exc:
+                    if is_statement_rejected(exc) or database_error_code(exc) in _SERVER_NOT_AVAILABLE:
+                        # server busy/full, or a statement outside any one workunit
+                        if not self.back_off("database error", exc):
+                            log.info("Stop requested (%s); exiting", self.stop.reason())
+                            return 0
+                        continue
                     log.error("DB connection lost (%s)", exc)
                     if not self._reconnect():
+                        if self.stop.requested():
+                            log.info("Stop requested (%s) while waiting for the database; "
+                                     "exiting", self.stop.reason())
+                            return 0
                         log.error("database still unreachable; exiting")
                         return 1
                     continue
@@ -290,7 +434,10 @@ class Daemon:
         except Exception:  # noqa: BLE001 - a bug in project code: log it, exit for --cron
             log.exception("unexpected error; exiting")
             return 1
-        self.on_exit()
+        try:
+            self.on_exit()
+        except DatabaseError as exc:
+            log.error("at exit: %s", exc)
         return 0
 
 

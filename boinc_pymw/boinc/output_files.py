@@ -9,10 +9,15 @@ database (``result.xml_doc_in``), the bytes from volunteers' machines.
   upload hierarchy (``dir_hier_path(name, upload_dir, uldl_dir_fanout)``,
   as BOINC's ``get_output_file_infos``) must stay inside ``upload_dir``
   after resolving symlinks;
-* reads stop at a size limit; an empty, missing or oversized file is a
+* reads stop at a size limit: the smaller of the reader's limit and the
+  output template's ``<max_nbytes>`` (BOINC's upload handler enforces it, so
+  a bigger file was put there some other way); an empty, missing or
+  oversized file, a symbolic link or anything but a regular file is a
   :class:`BadOutputFile` (the result is invalid), while a file system that
   looks unavailable (upload_dir gone, EIO, ESTALE...) is a
-  :class:`TransientFileError` (try again later, as BOINC's ERR_OPENDIR).
+  :class:`TransientFileError` (try again later, as BOINC's ERR_OPENDIR);
+* :func:`iter_output` reads in chunks, so a validator that digests or
+  streams a file holds one chunk of it, not the whole file.
 """
 
 from __future__ import annotations
@@ -20,13 +25,16 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import stat
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterator, Optional
 
 from lxml import etree
 
 #: default cap on one output file read into memory
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+#: size of the pieces :func:`iter_output` yields
+CHUNK_BYTES = 1 << 20
 
 # errno values that mean "the storage is not there right now", not "bad file"
 _TRANSIENT_ERRNOS = {errno.EIO, errno.ESTALE, errno.ENOTCONN, errno.EAGAIN,
@@ -50,6 +58,11 @@ class OutputFile:
     path: str           # absolute path under upload_dir
     optional: bool = False
     no_validate: bool = False
+    max_nbytes: Optional[int] = None    # the template's <max_nbytes>, if any
+
+    def limit(self, max_bytes: int) -> int:
+        """The size limit for this file: the reader's, or the template's if smaller."""
+        return min(max_bytes, self.max_nbytes) if self.max_nbytes else max_bytes
 
 
 def safe_xml(text, *, wrap: bool = False):
@@ -80,9 +93,19 @@ def check_file_name(name: str) -> str:
     return name
 
 
-def parse_file_refs(xml_doc_in: str) -> list[dict]:
-    """The ``<result><file_ref>``s of ``xml_doc_in``: name, open_name and flags."""
+def _max_nbytes(info) -> Optional[int]:
+    text = (info.findtext("max_nbytes") or "").strip() if info is not None else ""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if value >= 1 and value < 2 ** 62 else None
+
+
+def parse_file_refs(xml_doc_in) -> list[dict]:
+    """The ``<result><file_ref>``s of ``xml_doc_in``: name, open_name, flags, max_nbytes."""
     root = safe_xml(xml_doc_in or "", wrap=True)
+    infos = {(info.findtext("name") or "").strip(): info for info in root.iterfind("file_info")}
     refs = []
     for ref in root.iterfind("result/file_ref"):
         name = (ref.findtext("file_name") or "").strip()
@@ -94,6 +117,7 @@ def parse_file_refs(xml_doc_in: str) -> list[dict]:
             "open_name": open_name,
             "optional": ref.find("optional") is not None,
             "no_validate": ref.find("no_validate") is not None,
+            "max_nbytes": _max_nbytes(infos.get(name)),
         })
     return refs
 
@@ -119,7 +143,7 @@ def output_files(result: dict, upload_dir: str, fanout: int) -> list[OutputFile]
         if not _inside(os.path.realpath(path), root):
             raise BadOutputFile(f"output file {ref['name']!r} resolves outside upload_dir")
         files.append(OutputFile(ref["name"], ref["open_name"], path,
-                                ref["optional"], ref["no_validate"]))
+                                ref["optional"], ref["no_validate"], ref["max_nbytes"]))
     return files
 
 
@@ -131,14 +155,20 @@ def _check_storage(upload_dir: str) -> None:
         raise TransientFileError(f"upload_dir {upload_dir}: {exc}") from exc
 
 
-def read_output(file: OutputFile, upload_dir: str, max_bytes: int = DEFAULT_MAX_BYTES,
-                allow_empty: bool = False) -> Optional[bytes]:
-    """The bytes of one output file, or None for a missing ``<optional/>`` file.
+def iter_output(file: OutputFile, upload_dir: str, max_bytes: int = DEFAULT_MAX_BYTES,
+                allow_empty: bool = False, chunk_bytes: Optional[int] = CHUNK_BYTES
+                ) -> Optional[Iterator[bytes]]:
+    """The bytes of one output file in chunks, or None for a missing ``<optional/>`` file.
 
-    Raises :class:`BadOutputFile` (result invalid) or :class:`TransientFileError`.
+    The file is opened (and checked: inside upload_dir, not a symbolic link, a
+    regular file, within the size limit) before this returns; reading then
+    raises :class:`BadOutputFile` if it grows past the limit or turns out empty.
     """
     root = _real_root(upload_dir)
+    limit = file.limit(max_bytes)
     try:
+        if stat.S_ISLNK(os.lstat(file.path).st_mode):
+            raise BadOutputFile(f"{file.name}: is a symbolic link")
         real = os.path.realpath(file.path)
         if not _inside(real, root):
             raise BadOutputFile(f"{file.name}: resolves outside upload_dir")
@@ -154,29 +184,48 @@ def read_output(file: OutputFile, upload_dir: str, max_bytes: int = DEFAULT_MAX_
         _check_storage(upload_dir)
         raise BadOutputFile(f"{file.name}: {exc}") from exc
     try:
-        import stat
-
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise BadOutputFile(f"{file.name}: not a regular file")
-        if info.st_size > max_bytes:
-            raise BadOutputFile(f"{file.name}: {info.st_size} bytes, over the {max_bytes}-byte limit")
-        chunks, total = [], 0
+        if info.st_size > limit:
+            raise BadOutputFile(f"{file.name}: {info.st_size} bytes, over the {limit}-byte limit")
+    except BaseException:
+        os.close(fd)
+        raise
+    return _chunks(fd, file.name, limit, allow_empty, chunk_bytes or info.st_size + 1)
+
+
+def _chunks(fd: int, name: str, limit: int, allow_empty: bool,
+            chunk_bytes: int) -> Iterator[bytes]:
+    try:
+        total = 0
         while True:
-            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            try:
+                chunk = os.read(fd, min(chunk_bytes, limit + 1 - total))
+            except OSError as exc:
+                if exc.errno in _TRANSIENT_ERRNOS:
+                    raise TransientFileError(f"{name}: {exc}") from exc
+                raise BadOutputFile(f"{name}: {exc}") from exc
             if not chunk:
                 break
-            chunks.append(chunk)
             total += len(chunk)
-            if total > max_bytes:
-                raise BadOutputFile(f"{file.name}: over the {max_bytes}-byte limit")
-    except OSError as exc:
-        if exc.errno in _TRANSIENT_ERRNOS:
-            raise TransientFileError(f"{file.name}: {exc}") from exc
-        raise BadOutputFile(f"{file.name}: {exc}") from exc
+            if total > limit:
+                raise BadOutputFile(f"{name}: over the {limit}-byte limit")
+            yield chunk
+        if not total and not allow_empty:
+            raise BadOutputFile(f"{name}: output file is empty")
     finally:
         os.close(fd)
-    data = b"".join(chunks)
-    if not data and not allow_empty:
-        raise BadOutputFile(f"{file.name}: output file is empty")
-    return data
+
+
+def read_output(file: OutputFile, upload_dir: str, max_bytes: int = DEFAULT_MAX_BYTES,
+                allow_empty: bool = False) -> Optional[bytes]:
+    """The bytes of one output file, or None for a missing ``<optional/>`` file.
+
+    Raises :class:`BadOutputFile` (result invalid) or :class:`TransientFileError`.
+    """
+    chunks = iter_output(file, upload_dir, max_bytes, allow_empty)
+    if chunks is None:
+        return None
+    parts = list(chunks)
+    return parts[0] if len(parts) == 1 else b"".join(parts)

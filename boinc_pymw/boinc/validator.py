@@ -30,15 +30,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from .credit import (DEFAULT_MAX_GRANTED_CREDIT, HAV_FIELDS, HOST_FIELDS, AppVersionStats,
                      assign_credit_set, compute_avg_turnaround, credit_from_runtime,
                      generalized_app_version_id, grant_credit)
-from .daemon import BoincArgumentParser, Daemon
+from .daemon import (BoincArgumentParser, Daemon, InfrastructureFault, is_infrastructure_fault,
+                     is_statement_rejected, text_columns)
 from .db import DatabaseError
 from .output_files import (DEFAULT_MAX_BYTES, BadOutputFile, OutputFile, TransientFileError,
-                           output_files, read_output)
+                           iter_output, output_files, read_output)
 from .states import INT_MAX, Outcome, ServerState, ValidateState, WuError
 
 log = logging.getLogger("boinc_pymw.validator")
@@ -167,6 +168,15 @@ def check_pair(result: dict, canonical: dict, init: Callable, compare: Callable,
     return False
 
 
+def _translated(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    try:
+        yield from chunks
+    except BadOutputFile as exc:
+        raise Invalid(str(exc)) from exc
+    except TransientFileError as exc:
+        raise TransientError(str(exc)) from exc
+
+
 def is_viable(result: dict) -> bool:
     return (result["server_state"] == ServerState.OVER and result["outcome"] == Outcome.SUCCESS
             and result["validate_state"] != ValidateState.INVALID)
@@ -256,18 +266,35 @@ class Validator(Daemon):
 
     def read_outputs(self, result: dict, *, include_no_validate: bool = False) -> list[Optional[bytes]]:
         """Bytes of each output file (None for a missing optional one), size-limited."""
-        out = []
-        for f in self.output_files(result):
-            if f.no_validate and not include_no_validate:
-                continue
-            try:
-                out.append(read_output(f, self.project.upload_dir, self.max_output_bytes,
-                                       self.allow_empty_outputs))
-            except BadOutputFile as exc:
-                raise Invalid(str(exc)) from exc
-            except TransientFileError as exc:
-                raise TransientError(str(exc)) from exc
-        return out
+        return [self.read_output(f) for f in self.output_files(result)
+                if include_no_validate or not f.no_validate]
+
+    def read_output(self, file: OutputFile) -> Optional[bytes]:
+        """One output file's bytes (None if a missing optional one); bad ones are Invalid.
+
+        The limit is ``max_output_bytes`` or the template's ``<max_nbytes>``, the smaller.
+        """
+        try:
+            return read_output(file, self.project.upload_dir, self.max_output_bytes,
+                               self.allow_empty_outputs)
+        except BadOutputFile as exc:
+            raise Invalid(str(exc)) from exc
+        except TransientFileError as exc:
+            raise TransientError(str(exc)) from exc
+
+    def output_chunks(self, file: OutputFile) -> Optional[Iterator[bytes]]:
+        """One output file in 1 MiB pieces (None if a missing optional one), same checks.
+
+        For digests and streaming parsers: memory holds one piece, not the file.
+        """
+        try:
+            chunks = iter_output(file, self.project.upload_dir, self.max_output_bytes,
+                                 self.allow_empty_outputs)
+        except BadOutputFile as exc:
+            raise Invalid(str(exc)) from exc
+        except TransientFileError as exc:
+            raise TransientError(str(exc)) from exc
+        return None if chunks is None else _translated(chunks)
 
     # -- options ------------------------------------------------------------------------------
     @classmethod
@@ -318,6 +345,10 @@ class Validator(Daemon):
         if o.max_wu_id:
             sql += " AND wu.id <= %s"
             params.append(o.max_wu_id)
+        set_aside = self.quarantine.ids()
+        if set_aside:
+            sql += " AND wu.id NOT IN (" + ", ".join(["%s"] * len(set_aside)) + ")"
+            params += set_aside
         sql += " LIMIT %s"
         params.append(SELECT_LIMIT)
         rows = self.db.query(sql, tuple(params))
@@ -326,7 +357,7 @@ class Validator(Daemon):
             wu_id = row["wu_id"]
             if wu_id not in groups:
                 groups[wu_id] = ({c: row[f"wu_{c}"] for c in _WU_COLUMNS}, [])
-            groups[wu_id][1].append({c: row[c] for c in _RESULT_COLUMNS})
+            groups[wu_id][1].append(text_columns({c: row[c] for c in _RESULT_COLUMNS}))
         items = list(groups.values())
         if len(rows) >= SELECT_LIMIT and len(items) > 1:
             items.pop()   # the last group may be incomplete (BOINC drops it too)
@@ -336,6 +367,7 @@ class Validator(Daemon):
         found = False
         handled = 0
         seen: set[int] = set()
+        self.quarantine.reload()
         while True:
             items = [(wu, rs) for wu, rs in self.enumerate_workunits() if wu["id"] not in seen]
             if not items:
@@ -344,7 +376,8 @@ class Validator(Daemon):
                 seen.add(wu["id"])
                 if self.stop.requested():
                     return found
-                self.handle_wu(wu, results)
+                if not self._handle_safely(wu, results):
+                    return found
                 found = True
                 handled += 1
                 if self.options.one_pass_N_WU and handled >= self.options.one_pass_N_WU:
@@ -352,6 +385,30 @@ class Validator(Daemon):
             if self.options.wu_id or self.options.dry_run:
                 break
         return found
+
+    def _handle_safely(self, wu: dict, results: list[dict]) -> bool:
+        """handle_wu, with failures sorted (see :mod:`.daemon`); False if a stop came."""
+        while True:
+            try:
+                self.handle_wu(wu, results)
+                self._backoff = 0.0
+                return True
+            except DatabaseError as exc:
+                if not is_statement_rejected(exc):
+                    raise                         # the daemon loop reconnects or backs off
+                self.handler_failed(wu, exc)      # the workunit's data made it fail
+                return True
+            except InfrastructureFault as exc:
+                if not self.back_off(f"[WU#{wu['id']} {wu['name']}] can't validate now",
+                                     exc.__cause__ or exc):
+                    return False
+            except Exception as exc:  # noqa: BLE001 - project code (or data) on this WU
+                if is_infrastructure_fault(exc):
+                    if not self.back_off(f"[WU#{wu['id']} {wu['name']}] can't validate now", exc):
+                        return False
+                    continue
+                self.handler_failed(wu, exc)      # exits, unless it goes on
+                return True
 
     def on_idle(self) -> None:
         if not self.options.dry_run:
@@ -369,6 +426,10 @@ class Validator(Daemon):
         except (BadOutputFile, ValueError, UnicodeError, KeyError, IndexError, TypeError) as exc:
             # a crash on volunteer data is a bad result, not a dead daemon
             raise Invalid(f"{type(exc).__name__}: {exc}") from exc
+        except OSError as exc:
+            if is_infrastructure_fault(exc):
+                raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+            raise
 
     def _cleanup(self, result: dict, data) -> None:
         try:
@@ -402,10 +463,11 @@ class Validator(Daemon):
                     self._lock_credit_rows(results)
                     self._write(wu, results, plan)
                 return
-            except DatabaseError as exc:
+            except Exception as exc:
                 self.av_stats.truncate_samples(saved_samples)   # rolled back: forget them
                 code = getattr(exc.__cause__, "args", (None,))[0]
-                if code not in (1205, 1213) or attempt + 1 == DEADLOCK_RETRIES:
+                if (not isinstance(exc, DatabaseError) or code not in (1205, 1213)
+                        or attempt + 1 == DEADLOCK_RETRIES):
                     raise
                 log.info("[WU#%s] lock conflict with another validator (%s); retrying",
                          wu["id"], code)

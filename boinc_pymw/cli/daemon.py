@@ -15,6 +15,12 @@ them with this Python is written into the project::
     boinc_pymw daemon add my_validator.py --app myapp --mod 2 0
     boinc_pymw daemon list
     boinc_pymw daemon remove pymw_bitwise_validator --app myapp -d 3
+
+``daemon quarantine`` lists the workunits the daemons set aside after their
+handler failed on them (``<project>/quarantine/``), and ``--release WU``
+lets them try one again::
+
+    boinc_pymw daemon quarantine [--app myapp] [--release myapp_17]
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ import sys
 import tempfile
 
 COMMAND = "daemon"
-HELP = "add, remove or list daemons in a BOINC project's config.xml"
+HELP = ("add, remove or list daemons in a BOINC project's config.xml; list or release "
+        "the workunits they set aside")
 
 #: kind -> (module, leading arguments)
 BUILTIN_DAEMONS = {
@@ -53,6 +60,11 @@ def add_arguments(parser) -> None:
     add.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD ...")
     remove = sub.add_parser("remove", help="remove the <daemon> whose <cmd> is CMD")
     remove.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD ...")
+    quarantine = sub.add_parser("quarantine",
+                                help="list the workunits set aside after handler failures")
+    quarantine.add_argument("--app", default=None, help="only this app")
+    quarantine.add_argument("--release", action="append", default=[], metavar="WU",
+                            help="let the daemons try this workunit (name or id) again")
 
 
 # -- config.xml ---------------------------------------------------------------------------
@@ -230,11 +242,53 @@ def install_launcher(project_dir: str, kind: str) -> str:
     return name
 
 
+def quarantine_files(project_dir: str, app=None) -> list:
+    """(app, kind, path) of each quarantine file of the project."""
+    folder = os.path.join(project_dir, "quarantine")
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+    out = []
+    for name in names:
+        parts = name.rsplit(".", 2)
+        if len(parts) == 3 and parts[2] == "jsonl" and (app is None or parts[0] == app):
+            out.append((parts[0], parts[1], os.path.join(folder, name)))
+    return out
+
+
+def run_quarantine(args, project_dir: str) -> int:
+    from ..boinc.quarantine import Quarantine
+    from ..errors import BoincPymwError
+
+    files = quarantine_files(project_dir, args.app)
+    wanted = set(args.release)
+    released = set()
+    for app, kind, path in files:
+        q = Quarantine(path, kind, app)
+        for wu_id, wu_name in sorted(q.quarantined.items()):
+            if wanted & {wu_name, str(wu_id)}:
+                q.release(wu_id, wu_name)
+                released |= wanted & {wu_name, str(wu_id)}
+                print(f"released {app} {kind}: WU#{wu_id} {wu_name}")
+            elif not wanted:
+                print(f"{app} {kind}: WU#{wu_id} {wu_name} set aside after "
+                      f"{q.failures.get(wu_id, 0)} failures (see {path})")
+    missing = wanted - released
+    if missing:
+        raise BoincPymwError(f"not set aside by any daemon: {', '.join(sorted(missing))}")
+    if not wanted and not any(Quarantine(p, k, a).quarantined for a, k, p in files):
+        print("no workunit is set aside")
+    return 0
+
+
 def run(args) -> int:
     from ..boinc.project import find_project_dir
     from ..errors import BoincPymwError
 
     project_dir = find_project_dir(args.project)
+    if args.daemon_action == "quarantine":
+        return run_quarantine(args, project_dir)
     path = os.path.join(project_dir, "config.xml")
     tree = read_config(path)
     if args.daemon_action == "list":

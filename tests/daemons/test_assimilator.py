@@ -130,8 +130,11 @@ def test_continue_on_error_records_and_goes_on(world, tmp_path, monkeypatch):
     assert sorted(CrashOnFirst.seen) == ["first", "second"]
     assert wu_row(world.db, first)["assimilate_state"] == AssimilateState.READY
     assert wu_row(world.db, second)["assimilate_state"] == AssimilateState.DONE
-    records = [json.loads(line) for line in open(tmp_path / "assimilator_failures.jsonl")]
-    assert [(r["wu_name"], r["error"]) for r in records] == [("first", "RuntimeError: cannot store")]
+    path = os.path.join(world.project.path, "quarantine", "testapp.assimilator.jsonl")
+    records = [json.loads(line) for line in open(path)]
+    assert [(r["event"], r["wu_name"], r["error"]) for r in records] == [
+        ("failure", "first", "RuntimeError: cannot store")]
+    assert "Traceback" in records[0]["traceback"]
 
 
 def test_dont_update_db_runs_handler_only(world):

@@ -97,3 +97,25 @@ def test_malformed_config_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "config.xml").write_text("<boinc><config>")
     assert main(["daemon", "--project", str(tmp_path), "list"]) == 1
     assert "config.xml" in capsys.readouterr().err
+
+
+def test_quarantine_lists_and_releases(project_dir, capsys):
+    from boinc_pymw.boinc.quarantine import Quarantine, quarantine_path
+
+    q = Quarantine(quarantine_path(str(project_dir), "myapp", "assimilator"), "assimilator",
+                   "myapp", limit=2)
+    for _ in range(2):
+        q.record_failure({"id": 17, "name": "myapp_17"}, KeyError("bug"))
+    q.record_failure({"id": 18, "name": "myapp_18"}, KeyError("bug"))
+    assert main(["daemon", "--project", str(project_dir), "quarantine"]) == 0
+    out = capsys.readouterr().out
+    assert "myapp assimilator: WU#17 myapp_17 set aside after 2 failures" in out
+    assert "myapp_18" not in out                  # one failure: not set aside yet
+    assert main(["daemon", "--project", str(project_dir), "quarantine",
+                 "--release", "myapp_17"]) == 0
+    assert "released myapp assimilator: WU#17" in capsys.readouterr().out
+    q.reload()
+    assert q.ids() == [] and 17 not in q.failures
+    assert main(["daemon", "--project", str(project_dir), "quarantine",
+                 "--release", "nosuchwu"]) != 0
+    assert "not set aside" in capsys.readouterr().err

@@ -169,3 +169,37 @@ def test_normal_daemon_writes_app_version_statistics_like_boinc(world, tmp_path)
         avg, avg_time = boinc_update_average(now, r["sent_time"], r["granted_credit"],
                                              CREDIT_HALF_LIFE, avg, avg_time)
     assert row["expavg_credit"] == pytest.approx(avg, rel=1e-9)
+
+
+def test_handlers_get_blob_columns_as_text(world):
+    """xml_doc*, stderr_out are blobs (bytes from the driver): handlers get str."""
+    from boinc_pymw.boinc.assimilator import Assimilator
+    from boinc_pymw.boinc.validator import Validator
+
+    p, db = world.project, world.db
+    wu_id = run_to_validation(p, world.app_id, world.hosts[:2], [[b"1"], [b"1"]], "wu",
+                              min_quorum=2, app_version_id=world.av_id)
+    db.execute("UPDATE result SET stderr_out=%s, xml_doc_out=%s",
+               (b"Device \xff Emulation", b"<result/>"))
+    seen = []
+
+    class Looks(Validator):
+        def init_result(self, result):
+            seen.append({c: type(result[c]) for c in ("xml_doc_in", "xml_doc_out", "stderr_out")})
+            assert "\ufffd" in result["stderr_out"]
+            return self.read_outputs(result)[0]
+
+        def compare(self, a, b):
+            return a == b
+
+    class LooksToo(Assimilator):
+        def assimilate(self, wu, results, canonical):
+            seen.append({"xml_doc": type(wu["xml_doc"]), "stderr_out": type(canonical["stderr_out"]),
+                         "xml_doc_in": type(results[0]["xml_doc_in"])})
+
+    options = ["--app", "testapp", "--one_pass"]
+    assert Looks(Looks.parse_args(options), project=p).run() == 0
+    assert LooksToo(LooksToo.parse_args(options), project=p).run() == 0
+    assert len(seen) == 3 and all(t is str for row in seen for t in row.values()), seen
+    assert db.query_one("SELECT assimilate_state FROM workunit WHERE id=%s",
+                        (wu_id,))["assimilate_state"] == 2
