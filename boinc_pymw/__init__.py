@@ -10,7 +10,7 @@ Heavy parts (database, MPI, HTCondor) are imported only when used.
 __version__ = "0.1.0"
 
 __all__ = ["Master", "add_arguments", "TaskError", "WorkerLost", "TaskTimeout",
-           "as_completed", "checkpoint", "restore", "__version__"]
+           "as_completed", "checkpoint", "restore", "task_resources", "__version__"]
 
 _LAZY = {
     "Master": ("boinc_pymw.master", "Master"),
@@ -21,6 +21,7 @@ _LAZY = {
     "as_completed": ("boinc_pymw.progress", "as_completed"),
     "checkpoint": ("boinc_pymw.checkpoint", "checkpoint"),
     "restore": ("boinc_pymw.checkpoint", "restore"),
+    "task_resources": ("boinc_pymw.worker.resources", "task_resources"),
 }
 
 

@@ -340,6 +340,7 @@ class _PlatformPlan:
     signed: list
     xml_doc: str
     existing_id: Optional[int] = None   # app_version row with the same xml_doc
+    plan_class: str = ""                # app_version.plan_class; app_dir ends in __CLASS
 
 
 def _same_tree(a: Path, b: Path) -> bool:
@@ -427,6 +428,7 @@ def install_app(project, app_name: str, version: str, platforms: Sequence[str] =
                 launchers: Optional[Mapping[str, os.PathLike]] = None,
                 api_version: Optional[str] = None, user_friendly_name: Optional[str] = None,
                 input_template: Optional[str] = None, result_template: Optional[str] = None,
+                plan_class: Optional[str] = None, glibc_floor: bool = True,
                 ) -> InstallReport:
     """Build, sign, stage and register app version ``version`` of ``app_name``.
 
@@ -480,6 +482,8 @@ def install_app(project, app_name: str, version: str, platforms: Sequence[str] =
         if not Path(path).is_file():
             raise InstallError(f"launcher for {platform}: {path} does not exist")
 
+    classes = _plan_classes(platforms, runtimes, plan_class, glibc_floor)
+
     db = project.db
     db.query("SELECT 1")   # a database that is down fails here, before any work
     report = InstallReport()
@@ -499,6 +503,11 @@ def install_app(project, app_name: str, version: str, platforms: Sequence[str] =
                 launchers.get(platform), code_zip, private_key, public_key, download_url,
                 api_version))
 
+        for plan in plans:      # update_versions' PLATFORM__CLASS directory
+            plan.plan_class = classes[plan.platform][0]
+            if plan.plan_class:
+                plan.app_dir = plan.app_dir.with_name(f"{plan.platform}__{plan.plan_class}")
+
         app_row = db.query_one("SELECT id FROM app WHERE name=%s", (app_name,))
         platform_rows = {p: db.query_one("SELECT id FROM platform WHERE name=%s", (p,))
                          for p in platforms}
@@ -514,8 +523,16 @@ def install_app(project, app_name: str, version: str, platforms: Sequence[str] =
                     f"app version; remove that directory or use a new version number")
         templates = _check_templates(project_dir, app_name, input_template, result_template)
 
-        _apply(project, db, report, app_name, version, version_num, user_friendly_name,
-               app_row, platform_rows, plans, new_plans, to_stage, templates)
+        spec_change = _plan_spec_change(project_dir, classes, db)
+        try:
+            spec_change.write()      # before the rows: a version never names an unknown class
+            _apply(project, db, report, app_name, version, version_num, user_friendly_name,
+                   app_row, platform_rows, plans, new_plans, to_stage, templates)
+        except BaseException:
+            spec_change.undo()
+            raise
+        for name, outcome in spec_change.outcomes:
+            report.add(f"plan_class_spec.xml {name}", outcome)
     return report
 
 
@@ -563,12 +580,32 @@ def _prepare_platform(project_dir, work, app_name, version, version_num, platfor
     return _PlatformPlan(platform, app_dir, stage, signed, xml_doc)
 
 
+def _plan_classes(platforms, runtimes, plan_class, glibc_floor) -> dict:
+    """platform -> (plan class, glibc floor) (boinc/plan_class.py), as InstallError."""
+    from .plan_class import PlanClassError, classes_for
+
+    try:
+        return classes_for(platforms, {p: _runtime_manifest(runtimes[p]) for p in platforms},
+                           plan_class, glibc_floor)
+    except PlanClassError as exc:
+        raise InstallError(str(exc)) from None
+
+
+def _plan_spec_change(project_dir, classes, db):
+    from .plan_class import PlanClassError, plan_spec_change
+
+    try:
+        return plan_spec_change(str(project_dir), classes, db)
+    except PlanClassError as exc:
+        raise InstallError(str(exc)) from None
+
+
 def _check_existing_version(db, plan, app_row, platform_row, app_name, version, version_num):
     if app_row is None or platform_row is None:
         return
     row = db.query_one(
         "SELECT id, xml_doc FROM app_version WHERE appid=%s AND platformid=%s AND version_num=%s "
-        "AND plan_class=''", (app_row["id"], platform_row["id"], version_num))
+        "AND plan_class=%s", (app_row["id"], platform_row["id"], version_num, plan.plan_class))
     if row is None:
         return
     existing = row["xml_doc"]
@@ -695,7 +732,8 @@ def _apply(project, db, report, app_name, version, version_num, user_friendly_na
                     platform_ids[platform] = row["id"]
                     report.add(f"platform {platform}", f"already there (id {row['id']})")
             for plan in plans:
-                label = f"app_version {app_name} {version} {plan.platform}"
+                label = f"app_version {app_name} {version} {plan.platform}" + (
+                    f" plan class {plan.plan_class}" if plan.plan_class else "")
                 if plan.existing_id is not None:
                     report.app_version_ids[plan.platform] = plan.existing_id
                     report.add(label, f"unchanged (id {plan.existing_id})")
@@ -703,7 +741,8 @@ def _apply(project, db, report, app_name, version, version_num, user_friendly_na
                 av_id = db.insert("app_version", {
                     "create_time": now, "appid": app_id, "version_num": version_num,
                     "platformid": platform_ids[plan.platform], "xml_doc": plan.xml_doc,
-                    "plan_class": "", "beta": 0, "min_core_version": 0, "max_core_version": 0,
+                    "plan_class": plan.plan_class, "beta": 0, "min_core_version": 0,
+                    "max_core_version": 0,
                     "deprecated": 0})
                 report.app_version_ids[plan.platform] = av_id
                 signed = "signed" if plan.signed[0].signature is not None else "UNSIGNED"

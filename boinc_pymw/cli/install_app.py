@@ -33,6 +33,15 @@ def add_arguments(parser) -> None:
                              "else 7.20.5)")
     parser.add_argument("--user-friendly-name", metavar="TEXT",
                         help="the app's name as volunteers see it (new apps only)")
+    parser.add_argument("--plan-class", metavar="NAME",
+                        help="install under this plan class (apps/APP/X.Y/PLATFORM__NAME) and add "
+                             "its entry to plan_class_spec.xml: mt (all the host's cores), "
+                             "nvidia_gpu (one NVIDIA GPU), or a class the project's "
+                             "plan_class_spec.xml defines. Default for Linux: glibcX_Y, the "
+                             "runtime's glibc floor")
+    parser.add_argument("--no-glibc-floor", dest="glibc_floor", action="store_false",
+                        help="do not keep the Linux version off hosts with an older glibc than "
+                             "the runtime needs (no default plan class, no os_regex)")
 
 
 def _launchers(items) -> dict:
@@ -57,6 +66,7 @@ def run(args) -> int:
             project, args.app, args.app_version, args.platforms or ["x86_64-pc-linux-gnu"],
             code=args.code, interpreter=args.interpreter, sign_with=args.sign_with,
             unsigned=args.unsigned, launchers=_launchers(args.launcher),
+            plan_class=args.plan_class, glibc_floor=args.glibc_floor,
             api_version=args.api_version, user_friendly_name=args.user_friendly_name)
     finally:
         project.close()

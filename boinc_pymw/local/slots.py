@@ -129,6 +129,12 @@ class SlotJob:
     time_limit: Optional[float] = None
     checkpoint_period: float = 60.0
     environment: dict = dataclasses.field(default_factory=dict)
+    #: the app version's plan class and what the scheduler gave it (init_data.xml's
+    #: ncpus, gpu_type, gpu_device_num; boinc/plan_class.py local_host_usage)
+    plan_class: str = ""
+    avg_ncpus: float = 1.0
+    gpu_type: str = ""
+    gpu_device_num: int = -1
 
 
 @dataclasses.dataclass
@@ -301,8 +307,10 @@ class SlotRunner:
             "rsc_fpops_bound": f"{job.rsc_fpops_bound:f}",
             "rsc_memory_bound": f"{job.rsc_memory_bound:f}",
             "rsc_disk_bound": f"{job.rsc_disk_bound:f}",
-            "ncpus": 1,
+            "ncpus": f"{job.avg_ncpus:f}",
         }
+        if job.gpu_type:
+            fields.update(gpu_type=esc(job.gpu_type), gpu_device_num=job.gpu_device_num)
         body = "".join(f"<{k}>{v}</{k}>\n" for k, v in fields.items())
         (slot_dir / INIT_DATA_FILE).write_text(f"<app_init_data>\n{body}</app_init_data>\n")
 
@@ -656,7 +664,9 @@ class BoincClientRunner(SlotRunner):
             f"<project_name>boinc-pymw local</project_name><dont_request_more_work/></project>\n"
             f"<app><name>{app}</name></app>\n" + "".join(infos)
             + f"<app_version><app_name>{app}</app_name><version_num>{version}</version_num>"
-            f"<platform>x86_64-pc-linux-gnu</platform><api_version>7.20.5</api_version>\n"
+            f"<platform>x86_64-pc-linux-gnu</platform><api_version>7.20.5</api_version>"
+            + (f"<plan_class>{esc(job.plan_class)}</plan_class>" if job.plan_class else "")
+            + f"<avg_ncpus>{job.avg_ncpus:f}</avg_ncpus>\n"
             + "".join(file_ref(r, r.physical_name == job.main_program) for r in job.app_files)
             + "</app_version>\n"
             f"<workunit><name>{esc(job.wu_name)}</name><app_name>{app}</app_name>"
@@ -670,7 +680,8 @@ class BoincClientRunner(SlotRunner):
             f"<result><name>{esc(job.result_name)}</name><final_cpu_time>0</final_cpu_time>"
             f"<exit_status>0</exit_status><state>2</state>"
             f"<platform>x86_64-pc-linux-gnu</platform><version_num>{version}</version_num>"
-            f"<wu_name>{esc(job.wu_name)}</wu_name>"
+            + (f"<plan_class>{esc(job.plan_class)}</plan_class>" if job.plan_class else "")
+            + f"<wu_name>{esc(job.wu_name)}</wu_name>"
             f"<report_deadline>{time.time() + 7 * 86400:.0f}</report_deadline>\n"
             + "".join(file_ref(r) for r in job.output_files) + "</result>\n"
             "<user_network_request>3</user_network_request>\n</client_state>\n")

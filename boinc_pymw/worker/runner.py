@@ -18,6 +18,7 @@ from ..errors import BoincPymwError
 from .boinc_runtime import is_real, load_boinc, resolve_path
 from .codec import JobFormatError, resolve_reference
 from .entry_points import EntryPointRefused, EntryPoints, import_entry_point
+from . import resources
 from .error_record import error_record
 
 from .packages import carried_modules, check_packages_dir
@@ -191,6 +192,7 @@ def main(argv=None) -> int:
     boinc = load_boinc()
     boinc.init()
     enable_faulthandler()
+    resources.apply_from_init_data(boinc.init_data())   # threads, GPU: before the task's imports
     try:
         job = read_job(resolve_path(boinc, args.input))
         app_files = app_version_files(boinc)

@@ -8,18 +8,21 @@
   get_output.php takes);
 * the called function is one of the entry points of the newest version's
   code (``<app>_<X.Y>_code.zip`` in the project's download directory, as
-  ``install-app --code`` puts it there).
+  ``install-app --code`` puts it there), by the rule the worker applies on
+  volunteers (``worker/entry_points.py``: the zip's manifest, else its
+  public top-level functions), so a call they would refuse fails here.
 """
 
 from __future__ import annotations
 
-import ast
-import io
 import logging
+import os
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from typing import Optional
 
+from ...errors import BoincPymwError
 from ._rpc import BoincRpcError, RemoteError, SubmitClient
 
 log = logging.getLogger("boinc_pymw.backends.boinc.remote")
@@ -113,32 +116,22 @@ def version_strings(version_num: int) -> list:
     return list(dict.fromkeys([f"{major}.{minor}", f"{major}.{minor:02d}"]))
 
 
-def public_functions(archive: bytes) -> dict:
-    """module name -> public top-level function names of the .py files in a code zip
-    (read with ``ast``: nothing of it runs)."""
-    found: dict = {}
-    with zipfile.ZipFile(io.BytesIO(archive)) as zf:
-        for name in zf.namelist():
-            if not name.endswith(".py") or name.startswith(("/", "..")):
-                continue
-            parts = name[:-3].split("/")
-            if parts[-1] == "__init__":
-                parts = parts[:-1]
-            if not parts or any(not p.isidentifier() for p in parts):
-                continue
-            try:
-                tree = ast.parse(zf.read(name))
-            except (SyntaxError, ValueError):
-                continue
-            found[".".join(parts)] = {
-                node.name for node in tree.body
-                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-                and not node.name.startswith("_")}
-    return found
+def entry_points_of_archive(archive: bytes):
+    """The worker's entry points (worker/entry_points.py) of a code zip given as bytes:
+    its manifest, else the public top-level functions of its modules (read with
+    ``ast``: nothing of it runs here)."""
+    from ...worker.entry_points import EntryPoints as WorkerEntryPoints
+
+    with tempfile.TemporaryDirectory(prefix="boinc_pymw_code_") as tmp:
+        path = os.path.join(tmp, "app_code.zip")
+        with open(path, "wb") as f:
+            f.write(archive)
+        return WorkerEntryPoints.of_code([path])
 
 
 class EntryPoints:
-    """The functions the app version's code offers, fetched once when first needed."""
+    """The functions volunteers will run for the app's newest version, read from its
+    code zip (fetched once, when first needed) with the worker's own rule."""
 
     def __init__(self, client: SubmitClient, app: str, version_num: int,
                  download_url: Optional[str] = None):
@@ -146,43 +139,40 @@ class EntryPoints:
         self.app = app
         self.version_num = version_num
         self.download_url = (download_url or client.url + "download").rstrip("/") + "/"
-        self._functions: Optional[dict] = None
+        self._points = None
+        self._loaded = False
         self.source = ""
 
-    def _load(self) -> dict:
-        if self._functions is None:
-            self._functions = {}
-            for version in version_strings(self.version_num):
-                name = f"{self.app}_{version}_code.zip"
-                data = self.client.download(self.download_url + name, MAX_CODE_ZIP_BYTES)
-                if data is None:
-                    continue
-                try:
-                    self._functions = public_functions(data)
-                except zipfile.BadZipFile:
-                    log.warning("%s is not a zip archive: calls are not checked against "
-                                "the app's code", name)
-                    self._functions = None
-                    return {}
-                self.source = name
-                return self._functions
-            log.warning("no code archive %s_%s_code.zip under %s: calls are not checked "
-                        "against the app's code", self.app,
-                        version_strings(self.version_num)[0], self.download_url)
-        return self._functions or {}
+    def _load(self):
+        if self._loaded:
+            return self._points
+        self._loaded = True
+        for version in version_strings(self.version_num):
+            name = f"{self.app}_{version}_code.zip"
+            data = self.client.download(self.download_url + name, MAX_CODE_ZIP_BYTES)
+            if data is None:
+                continue
+            try:
+                self._points = entry_points_of_archive(data)
+            except (zipfile.BadZipFile, BoincPymwError) as exc:
+                log.warning("%s cannot be read (%s): calls are not checked against the "
+                            "app's code", name, exc)
+                return None
+            self.source = name
+            return self._points
+        log.warning("no code archive %s_%s_code.zip under %s: calls are not checked "
+                    "against the app's code", self.app, version_strings(self.version_num)[0],
+                    self.download_url)
+        return None
 
     def check(self, reference: str) -> None:
-        """Raise SubmissionRefused when ``module:function`` is not an entry point."""
-        functions = self._load()
-        if not self.source:
+        """Raise SubmissionRefused when volunteers would refuse ``module:function``."""
+        points = self._load()
+        if points is None:
             return      # nothing to check against (warned once)
-        module, _, qualname = reference.partition(":")
-        if module not in functions:
-            raise SubmissionRefused(
-                f"{reference}: module {module} is not part of app {self.app}'s code "
-                f"({self.source} ships {', '.join(sorted(functions)) or 'no modules'}); "
-                f"install it with boinc_pymw install-app --code")
-        if qualname not in functions[module]:
-            raise SubmissionRefused(
-                f"{reference}: {qualname} is not a public top-level function of {module} "
-                f"in {self.source}, so volunteers will not run it")
+        from ...worker.entry_points import EntryPointRefused
+
+        try:
+            points.check(reference)
+        except EntryPointRefused as exc:
+            raise SubmissionRefused(f"app {self.app} ({self.source}): {exc}") from None

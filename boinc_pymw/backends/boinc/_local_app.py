@@ -173,6 +173,8 @@ def latest_installed_version(project_dir: Path, app: str, platform: str = PLATFO
         return None
     for version in base.iterdir():
         candidate = version / platform
+        if not candidate.is_dir():      # install-app's PLATFORM__CLASS (plan class) directory
+            candidate = next(iter(sorted(version.glob(f"{platform}__*"))), candidate)
         major, dot, minor = version.name.partition(".")
         if not (dot and major.isdigit() and minor.isdigit() and candidate.is_dir()):
             continue

@@ -224,6 +224,7 @@ class BoincLocalBackend(Backend):
         self.store = ResultsStore(store_dir, batch_group(LOCAL_BATCH_ID))
         self._app_version_dir = Path(app_version) if app_version else (
             self._installed_version() if self.project_dir else None)
+        self._host_usage = self._plan_class_usage()      # mt / nvidia_gpu: what tasks get
         self._runtime_zip = Path(runtime) if runtime else None
         self._code = [Path(c) for c in code]
         self._cache_dir = Path(cache_dir) if cache_dir else None
@@ -322,6 +323,17 @@ class BoincLocalBackend(Backend):
             argv += ["--store", store]
         options = cls.parse_args(argv)
         return cls(options, project=self.local_project)
+
+    def _plan_class_usage(self):
+        """What the scheduler would give this machine for the version's plan class
+        (boinc/plan_class.py); an error if it would not send the version here."""
+        from ...boinc.plan_class import HostUsage, local_host_usage, plan_class_of
+
+        plan_class = plan_class_of(self._app_version_dir) if self._app_version_dir else ""
+        if not plan_class:
+            return plan_class, HostUsage()
+        project_dir = self.project_dir or self._app_version_dir.resolve().parents[3]
+        return plan_class, local_host_usage(str(project_dir), plan_class)
 
     def _installed_version(self) -> Optional[Path]:
         from ._local_app import latest_installed_version
@@ -461,7 +473,10 @@ class BoincLocalBackend(Backend):
                       main_program=main, app_files=app_files, input_files=inputs,
                       output_files=outputs, time_limit=timeout,
                       rsc_fpops_est=float(self.wu_fields.get("rsc_fpops_est", 3600e9)),
-                      rsc_fpops_bound=float(self.wu_fields.get("rsc_fpops_bound", 86400e9)))
+                      rsc_fpops_bound=float(self.wu_fields.get("rsc_fpops_bound", 86400e9)),
+                      plan_class=self._host_usage[0], avg_ncpus=self._host_usage[1].avg_ncpus,
+                      gpu_type=self._host_usage[1].gpu_type,
+                      gpu_device_num=self._host_usage[1].gpu_device_num)
         slot = self._slots.get()
         try:
             outcome = self.runner.run(job, slot)

@@ -19,7 +19,7 @@ Data flow::
         |   inline (small) or uploaded with job_file.php (jf_<md5>, local_staged)
         v
     BOINC: create_work -> transitioner -> scheduler -> volunteers -> validator
-        -> assimilator (any; outputs stay in upload/ until the batch is retired)
+        (outputs must stay in upload/ until fetched: see the README, "Remote submission")
         v
     poller, every poll_interval (x1.5 up to max_poll_interval while nothing moves):
         query_batch(part, job details) -> done: query_job (canonical instance name)
@@ -335,7 +335,8 @@ class RemoteBoincBackend(Backend):
     # -- the sender and poller thread ------------------------------------------------------------
     def _loop(self) -> None:
         interval = self.poll_interval
-        next_poll = time.monotonic() + interval
+        # a reattached batch may be finished already: ask at once
+        next_poll = time.monotonic() + (0 if self.reattached else interval)
         unreachable_since = None
         while True:
             try:

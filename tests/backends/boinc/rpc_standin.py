@@ -61,7 +61,9 @@ class StandIn:
         self.faults: list = []
         self.requests: list = []           # command names, in order of arrival
         self.slow_seconds = slow_seconds
-        self.php_query_completed_job_bug = False
+        # 1.4.7's query_completed_job dies for a job without a canonical instance (it
+        # reads an undefined $job_id; PHP 8 throws on the broken SQL): seen live
+        self.php_query_completed_job_bug = True
         handler = type("Handler", (_Handler,), {"standin": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
@@ -336,7 +338,7 @@ class StandIn:
                 # 1.4.7 enumerates "workunitid=$job_id" with $job_id undefined: the SQL
                 # fails and PHP dies mid-reply
                 raise _PhpFatal("Uncaught mysqli_sql_exception: You have an error in your "
-                                "SQL syntax")
+                                "SQL syntax", "".join(out))
             for res in self.db.query("SELECT * FROM result WHERE workunitid=%s", (wu["id"],)):
                 if res["outcome"] in (1, 3, 6):
                     result = res
@@ -513,7 +515,11 @@ class StandIn:
 
 
 class _PhpFatal(Exception):
-    """PHP died: its fatal error text is what the client gets."""
+    """PHP died after printing ``printed``; its error text follows in the reply."""
+
+    def __init__(self, message: str, printed: str = ""):
+        super().__init__(message)
+        self.printed = printed
 
 
 def _valid_filename(name: str) -> bool:
@@ -642,11 +648,12 @@ class _Handler(BaseHTTPRequestHandler):
                 body = (f"{header}<{command}>\n{exc.prefix}<error>\n    "
                         f"<error_num>{exc.num}</error_num>\n    <error_msg>{exc.message}"
                         f"</error_msg>\n</error>\n</{command}>\n")
-            except _PhpFatal as exc:
-                body = (f"{header}<{command}>\n<completed_job>\n<br />\n<b>Fatal error</b>:  "
-                        f"{exc} in /project/html/user/submit_rpc_handler.php:742\n"
-                        f"Stack trace:\n#0 {{main}}\n  thrown in <b>x</b> on line <b>742</b>"
-                        f"<br />\n")
+            except _PhpFatal as exc:      # what PHP 8 prints (display_errors on), HTTP 200
+                body = (f"{header}<{command}>\n{exc.printed}"
+                        f"<br />\n<b>Warning</b>:  Undefined variable $job_id in <b>submit_rpc_"
+                        f"handler.php</b> on line <b>858</b><br />\n<br />\n<b>Fatal error</b>:"
+                        f"  {exc} in db_conn.inc:69\nStack trace:\n#0 {{main}}\n  thrown in "
+                        f"<b>db_conn.inc</b> on line <b>69</b><br />\n")
         if fault == "drop_after":
             return self._drop()
         if fault == "slow_after":

@@ -23,8 +23,9 @@ def test_local_mode_runs_the_installed_app_version(boinc_project, local_cache, t
         assert list(m.map(tasks.add, [20], [22])) == [42]
         status = m.get_status()
     assert status["min_quorum"] == 3 and status["target_nresults"] == 3
+    # the portable runtime needs glibc 2.36: installed under plan class glibc2_36
     installed = {f.name for f in (Path(p.path) / "apps" / "projapp" / "1.02"
-                                  / "x86_64-pc-linux-gnu").iterdir()} - {"version.xml"}
+                                  / "x86_64-pc-linux-gnu__glibc2_36").iterdir()} - {"version.xml"}
     staged = {f.name for f in (tmp_path / "w" / "client" / "projects"
                                / "localhost_boinc-pymw").iterdir()}
     assert {n for n in installed if not n.endswith(".sig")} <= staged

@@ -166,6 +166,7 @@ def test_map_and_a_later_submit_make_two_parts(world):
 
 
 def test_task_errors_and_failed_jobs(world):
+    world.standin.php_query_completed_job_bug = False    # a release where it works: stderr
     m = master(world)
     ok = m.submit(tasks.square, 3)
     raising = m.submit(tasks.raises, "boom")
@@ -182,7 +183,7 @@ def test_task_errors_and_failed_jobs(world):
 
 
 def test_failed_job_without_details_still_fails_clearly(world):
-    world.standin.php_query_completed_job_bug = True     # 1.4.7's undefined $job_id
+    assert world.standin.php_query_completed_job_bug     # 1.4.7's undefined $job_id
     m = master(world)
     crashing = m.submit(tasks.crashes)
     drive(world, [crashing])
@@ -224,13 +225,19 @@ def test_refused_before_anything_is_submitted(world):
     assert "create_batch" not in world.standin.requests
 
 
+def not_shipped(x):
+    return x
+
+
 def test_a_function_the_app_does_not_ship_is_refused(world):
     import boinc_pymw.worker.codec as codec
 
     m = master(world)
     refused = m.submit(codec.encode_task, "a:b")
-    with pytest.raises(SubmissionRefused, match="not part of app pymwapp's code"):
+    with pytest.raises(SubmissionRefused, match="pymwapp.*encode_task is refused"):
         refused.result(timeout=5)
+    with pytest.raises(SubmissionRefused, match="not_shipped is refused"):
+        m.submit(not_shipped, 1).result(timeout=5)
     accepted = m.submit(tasks.add, 2, b=3)     # shipped, public: accepted
     drive(world, [accepted])
     assert accepted.result() == 5
