@@ -148,6 +148,17 @@ def test_the_function_is_pickled_once_per_map(master, chunksize):
     assert CountsItsPickling.pickled == 1
 
 
+def frozen_objects(_=None):
+    import gc
+
+    return gc.get_freeze_count()
+
+
+def test_workers_keep_their_start_up_objects_out_of_full_collections(master):
+    # a full collection over the worker's modules would pause a chunk for ms
+    assert master.submit(frozen_objects).result(HANG_GUARD) > 1000
+
+
 def test_workers_find_the_package_even_when_it_is_not_installed():
     first = multicore.MulticoreBackend._worker_env()["PYTHONPATH"].split(os.pathsep)[0]
     assert os.path.isfile(os.path.join(first, "boinc_pymw", "__init__.py"))
