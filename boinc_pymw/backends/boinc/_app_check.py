@@ -48,6 +48,17 @@ _HINTS = {
 }
 
 
+def server_hint(message: str) -> str:
+    """What the project's admin must fix, for refusals caused by the server's setup."""
+    if message.startswith(("can't write to file", "can't copy file", "could not move",
+                           "file operation failed")):
+        return (" (the web server must be able to write the project's download/ directory "
+                "and its fan-out subdirectories: see the README, Remote submission)")
+    if message.startswith("create_work failed"):
+        return " (the project's bin/create_work refused the jobs)"
+    return ""
+
+
 def explain_refusal(exc: BoincRpcError, app: str) -> SubmissionRefused:
     message = exc.message
     for key, hint in _HINTS.items():

@@ -53,7 +53,8 @@ from typing import Any, Optional, Sequence
 
 from ...errors import BoincPymwError
 from ..base import Backend, WorkItem
-from ._app_check import EntryPoints, SubmissionRefused, check_app, explain_refusal
+from ._app_check import (EntryPoints, SubmissionRefused, check_app, explain_refusal,
+                         server_hint)
 from ._credentials import find_authenticator, warn_if_insecure
 from ._rpc import (BATCH_STATE_INIT, BoincRpcError, JobInput, JobRequest, JobStatus,
                    RemoteError, RpcTransportError, SubmitClient, job_file_name)
@@ -482,9 +483,10 @@ class RemoteBoincBackend(Backend):
             call.attempts += 1
             (failed if definite or call.attempts >= self.submit_attempts else again).append(call)
         if failed:
+            hint = server_hint(exc.message) if isinstance(exc, BoincRpcError) else ""
             error = RemoteSubmitError(
                 f"batch {self.batch}: {len(failed)} call(s) not submitted to {self.url} "
-                f"after {failed[0].attempts} attempt(s): {exc}")
+                f"after {failed[0].attempts} attempt(s): {exc}{hint}")
             with self._lock:
                 self._unsettled_errors += len(failed)
             for call in failed:
