@@ -136,6 +136,22 @@ def pack_runtime_archive(runtime_dir, archive) -> pathlib.Path:
     return archive
 
 
+def pack_tree_archive(tree, archive) -> pathlib.Path:
+    """Zip any directory (an app's packages) in the launcher's format, reproducibly."""
+    tree, archive = pathlib.Path(tree), pathlib.Path(archive)
+    tmp = archive.with_name(archive.name + ".tmp")
+    try:
+        _write_zip(tree, sorted(tree.rglob("*")), tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if tmp.stat().st_size >= 0x7FFFFFFF:
+        tmp.unlink()
+        raise LauncherBuildError(f"{archive.name} is larger than 2 GB, which the launcher does not read")
+    os.replace(tmp, archive)
+    return archive
+
+
 def _write_zip(runtime_dir: pathlib.Path, paths, target: pathlib.Path) -> None:
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
         for path in paths:

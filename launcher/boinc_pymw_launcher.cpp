@@ -5,8 +5,10 @@
 //      soft-link file to the runtime archive in the project directory,
 //   2. unpacks that archive once, next to itself (runtime_archive.hpp),
 //   3. reads boinc_pymw_runtime.cfg from the runtime (runtime_config.hpp),
-//   4. runs <runtime>/<interpreter> <cfg args> <our own args> with no shell
-//      in between (run_child.hpp) and ends with the interpreter's status.
+//   4. if the app version carries packages (logical name python_packages.zip,
+//      install-app --requirements), unpacks them the same way, once,
+//   5. runs <runtime>/<interpreter> <cfg args> [--packages DIR] <our own args>
+//      with no shell in between (run_child.hpp) and ends with its status.
 // On Windows under a client it first sends stderr to the slot's stderr.txt.
 // Options of its own, removed before the rest is passed on:
 //   --launcher-runtime=NAME   logical name of the runtime archive
@@ -23,6 +25,8 @@
 namespace launcher {
 
 constexpr const char* kDefaultRuntimeName = "python_runtime.zip";
+constexpr const char* kPackagesName = "python_packages.zip";
+constexpr const char* kPackagesListing = "boinc_pymw_packages.json";
 constexpr int kLaunchFailedStatus = 2;
 
 fs::path interpreter_path(const fs::path& runtime_dir, const RuntimeConfig& config) {
@@ -59,6 +63,19 @@ fs::path stderr_log_under_client(const fs::path& slot_dir) {
 #endif
 }
 
+// The app's third-party packages, unpacked next to their archive (extension
+// modules need real files), or an empty path when the app version has none.
+// A copy whose listing has gone is unpacked again, as for the runtime.
+fs::path unpacked_packages(const fs::path& slot_dir) {
+    std::error_code ec;
+    if (!fs::exists(slot_dir / fs::path(kPackagesName), ec)) return fs::path();
+    fs::path archive = resolve_logical_name(slot_dir, kPackagesName);
+    fs::path packages_dir = ensure_unpacked(archive);
+    if (!fs::is_regular_file(packages_dir / fs::path(kPackagesListing)))
+        packages_dir = ensure_unpacked(archive, /*replace_existing=*/true);
+    return packages_dir;
+}
+
 int launch(const std::vector<native_string>& argv) {
     const native_string runtime_option = native_from_utf8("--launcher-runtime=");
     std::string runtime_name = kDefaultRuntimeName;
@@ -85,8 +102,14 @@ int launch(const std::vector<native_string>& argv) {
         throw LaunchError("interpreter '" + config.interpreter + "' named in " + kRuntimeConfigName +
                           " is missing from the runtime " + utf8_from_path(runtime_dir));
 
+    fs::path packages_dir = unpacked_packages(slot_dir);
+
     std::vector<native_string> args;
     for (const std::string& arg : config.args) args.push_back(native_from_utf8(arg));
+    if (!packages_dir.empty()) {
+        args.push_back(native_from_utf8("--packages"));
+        args.push_back(packages_dir.native());
+    }
     args.insert(args.end(), passed_on.begin(), passed_on.end());
     return run_child(interpreter, args, stderr_log);
 }

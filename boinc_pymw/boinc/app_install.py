@@ -216,12 +216,30 @@ def _code_entries(paths: Iterable[os.PathLike]) -> dict[str, Path]:
     return entries
 
 
-def pack_code(paths: Iterable[os.PathLike], archive: Path) -> Path:
-    """Zip the user's task code reproducibly (same files -> same bytes)."""
-    entries = _code_entries(paths)
+def pack_code(paths: Iterable[os.PathLike], archive: Path, entry_points: Optional[Sequence[str]] = None,
+              carried_modules: Iterable[str] = (), documents: Optional[Mapping[str, bytes]] = None) -> Path:
+    """Zip the user's task code reproducibly (same files -> same bytes), with the
+    manifest of its entry points (boinc/entry_points.py: ``entry_points`` if
+    declared, else its public top-level functions) and ``documents`` such as the
+    requirements lock, so that all of it is signed with the code."""
+    from .entry_points import MANIFEST_NAME, EntryPointRefused, build_manifest, manifest_bytes
+
+    paths = list(paths)
+    entries = _code_entries(paths) if paths or not documents else {}
+    sources = {name: path.read_bytes() for name, path in entries.items()}
+    documents = dict(documents or {})
+    for name in [MANIFEST_NAME, *documents]:
+        if name in sources:
+            raise InstallError(f"--code: {name} is a name boinc_pymw writes into the code zip itself")
+    try:
+        manifest = build_manifest(sources, entry_points, carried_modules)
+    except EntryPointRefused as exc:
+        raise InstallError(str(exc)) from None
+    documents[MANIFEST_NAME] = manifest_bytes(manifest)
+    sources.update(documents)
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
-        for name in sorted(entries):
-            zf.writestr(_zip_info(name, 0o100644), entries[name].read_bytes())
+        for name in sorted(sources):
+            zf.writestr(_zip_info(name, 0o100644), sources[name])
     return archive
 
 
@@ -429,6 +447,8 @@ def install_app(project, app_name: str, version: str, platforms: Sequence[str] =
                 api_version: Optional[str] = None, user_friendly_name: Optional[str] = None,
                 input_template: Optional[str] = None, result_template: Optional[str] = None,
                 plan_class: Optional[str] = None, glibc_floor: bool = True,
+                entry_points: Optional[Sequence[str]] = None,
+                requirements: Optional[os.PathLike] = None, wheels: Sequence[os.PathLike] = (),
                 ) -> InstallReport:
     """Build, sign, stage and register app version ``version`` of ``app_name``.
 
@@ -440,6 +460,12 @@ def install_app(project, app_name: str, version: str, platforms: Sequence[str] =
     only if that file does not exist yet. Raises :class:`InstallError` (or
     the database's error) with nothing changed; running it again with the
     same inputs changes nothing.
+
+    ``entry_points`` (``pkg.mod:name`` each) are the only functions a workunit
+    may call; by default the public top-level functions of ``code``
+    (boinc/entry_points.py). ``requirements`` (a pip requirements file) and
+    ``wheels`` are packed per platform into one more signed file
+    (boinc/requirements.py).
     """
     _check_app_name(app_name)
     version_num = parse_version(version)
@@ -493,15 +519,27 @@ def install_app(project, app_name: str, version: str, platforms: Sequence[str] =
     with tempfile.TemporaryDirectory(prefix=".install-", dir=apps_root) as work_dir:
         work = Path(work_dir)
         code_zip = None
-        if code:
-            code_zip = pack_code(code, work / f"{app_name}_{version}_code.zip")
+        packages, lock, carried = {}, None, set()
+        if requirements or wheels:
+            from .requirements import prepare_packages
+
+            packages, lock = prepare_packages(
+                project_dir, app_name, platforms, requirements, wheels, work,
+                {p: _runtime_manifest(runtimes[p]) for p in platforms}, report)
+            carried = {m for package_set in packages.values() for m in package_set.modules}
+        if code or lock or entry_points:
+            from .requirements import LOCK_NAME, lock_bytes
+
+            documents = {LOCK_NAME: lock_bytes(lock)} if lock else {}
+            code_zip = pack_code(code, work / f"{app_name}_{version}_code.zip", entry_points,
+                                 carried, documents)
 
         plans = []
         for platform in platforms:
             plans.append(_prepare_platform(
                 project_dir, work, app_name, version, version_num, platform, runtimes[platform],
                 launchers.get(platform), code_zip, private_key, public_key, download_url,
-                api_version))
+                api_version, packages.get(platform)))
 
         for plan in plans:      # update_versions' PLATFORM__CLASS directory
             plan.plan_class = classes[plan.platform][0]
@@ -533,11 +571,16 @@ def install_app(project, app_name: str, version: str, platforms: Sequence[str] =
             raise
         for name, outcome in spec_change.outcomes:
             report.add(f"plan_class_spec.xml {name}", outcome)
+    if lock:
+        from .requirements import store_lock
+
+        store_lock(project_dir, app_name, lock, report)
     return report
 
 
 def _prepare_platform(project_dir, work, app_name, version, version_num, platform, runtime_source,
-                      launcher, code_zip, private_key, public_key, download_url, api_version):
+                      launcher, code_zip, private_key, public_key, download_url, api_version,
+                      packages=None):
     from ..interpreter_build.launcher_build import LAUNCHER_EXECUTABLES
 
     stage = work / platform
@@ -558,6 +601,12 @@ def _prepare_platform(project_dir, work, app_name, version, version_num, platfor
         shutil.copyfile(code_zip, stage / code_zip.name)
         files.append(AppVersionFile(code_zip.name, stage / code_zip.name,
                                     logical_name=CODE_ARCHIVE_NAME))
+    if packages is not None:   # the app's wheels (requirements.py); the launcher unpacks them
+        from .requirements import PACKAGES_ARCHIVE_NAME
+
+        os.replace(packages.archive, stage / packages.archive.name)
+        files.append(AppVersionFile(packages.archive.name, stage / packages.archive.name,
+                                    logical_name=PACKAGES_ARCHIVE_NAME))
     for f in files:
         if not f.executable:
             os.chmod(f.source, 0o644)

@@ -18,6 +18,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--code", action="extend", nargs="+", default=[], metavar="PKG_OR_FILES",
                         help="the task code: Python packages, modules or folders "
                              "(zipped as the app's app_code.zip)")
+    parser.add_argument("--entry-point", dest="entry_points", action="append", metavar="MOD:NAME",
+                        help="a function workunits may call (repeatable; default: every public "
+                             "top-level function of --code); nothing else runs on volunteers")
+    parser.add_argument("--requirements", metavar="FILE",
+                        help="pip requirement lines: binary wheels for each platform, packed "
+                             "into one signed file the launcher unpacks (lock re-used)")
+    parser.add_argument("--wheel", dest="wheels", action="append", default=[], metavar="PATH",
+                        help="a local wheel to pack with the requirements (repeatable)")
     parser.add_argument("--interpreter", metavar="DIR",
                         help="portable interpreter from 'boinc_pymw build-interpreter' "
                              "(a runtime dir or zip, or a dir with one per platform)")
@@ -67,7 +75,8 @@ def run(args) -> int:
             code=args.code, interpreter=args.interpreter, sign_with=args.sign_with,
             unsigned=args.unsigned, launchers=_launchers(args.launcher),
             plan_class=args.plan_class, glibc_floor=args.glibc_floor,
-            api_version=args.api_version, user_friendly_name=args.user_friendly_name)
+            api_version=args.api_version, user_friendly_name=args.user_friendly_name,
+            entry_points=args.entry_points, requirements=args.requirements, wheels=args.wheels)
     finally:
         project.close()
     print(report.table())

@@ -167,7 +167,8 @@ def test_install_registers_stages_signs_and_reports(signed_project, launchers, r
     assert "output.json" in (Path(project.path) / "templates" / "squares_out").read_text()
 
     with zipfile.ZipFile(app_dir / "squares_1.02_code.zip") as zf:
-        assert zf.namelist() == ["squares/__init__.py", "squares/helpers.py"]
+        assert zf.namelist() == ["boinc_pymw_entry_points.json", "squares/__init__.py",
+                                 "squares/helpers.py"]
 
 
 def test_xml_doc_is_what_update_versions_writes_field_by_field(signed_project, launchers, runtime,
@@ -449,7 +450,8 @@ def test_code_zip_is_reproducible_and_keeps_package_names(tmp_path, task_code):
     b = app_install.pack_code([task_code, module], tmp_path / "b.zip")
     assert a.read_bytes() == b.read_bytes()
     with zipfile.ZipFile(a) as zf:
-        assert zf.namelist() == ["extra.py", "squares/__init__.py", "squares/helpers.py"]
+        assert zf.namelist() == ["boinc_pymw_entry_points.json", "extra.py",
+                                 "squares/__init__.py", "squares/helpers.py"]
 
 
 def test_code_name_collisions_are_refused(tmp_path):

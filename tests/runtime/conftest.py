@@ -79,3 +79,39 @@ def failing_replicas(tmp_path: Path) -> list[bytes]:
         assert proc.returncode == 0, proc.stderr
         outputs.append((slot / "output.json").read_bytes())
     return outputs
+
+
+#: numpy for the packed-requirements tests: not the host's (the venv has the newest).
+PACKED_NUMPY = "2.3.5"
+
+
+def wheel_cache_dir() -> Path:
+    """Downloaded wheels, kept across sessions (scripts/setup.sh may pre-fetch them)."""
+    import os
+
+    return Path(os.environ.get("BOINC_PYMW_TEST_WHEELS")
+                or Path.home() / ".cache" / "boinc_pymw" / "test-wheels")
+
+
+def packed_numpy(platform: str, out_dir: Path):
+    """A PackageSet with numpy==PACKED_NUMPY for ``platform`` (install-app's code path)."""
+    from boinc_pymw.boinc.requirements import resolve_packages
+
+    requirements = out_dir / "requirements.txt"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    requirements.write_text(f"numpy=={PACKED_NUMPY}\n")
+    sets, _, _ = resolve_packages([platform], requirements, [], wheel_cache_dir(), out_dir)
+    return sets[platform]
+
+
+@pytest.fixture(scope="session")
+def linux_numpy(tmp_path_factory):
+    return packed_numpy("x86_64-pc-linux-gnu", tmp_path_factory.mktemp("numpy-linux"))
+
+
+@pytest.fixture(scope="session")
+def numpy_code_zip(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("numpy_code") / "app_code.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.write(HERE / "app_code" / "pymw_numpy_tasks.py", "pymw_numpy_tasks.py")
+    return path

@@ -1,11 +1,12 @@
 """The app version the local debug mode runs: what install-app would ship.
 
-Three files, with the logical names of ``launcher/README.md`` and
+Three files (four with requirements), with the logical names of ``launcher/README.md`` and
 ``boinc_pymw/boinc/app_install.py``::
 
     launcher (C++, built once, cached)      main program
     portable runtime zip (built once)       python_runtime.zip
     the task code zip (per code set)        app_code.zip
+    the app's wheels, packed (per input)    python_packages.zip  (requirements=)
 
 Physical names carry an MD5 prefix of the content, so a changed runtime or
 changed task code is a new file (BOINC files are immutable). Builds are
@@ -31,10 +32,12 @@ from typing import Iterable, Optional, Sequence
 from ...boinc.md5 import file_md5
 from ...local.slots import SlotError, SlotFile, app_version_files
 from ...errors import BoincPymwError
+from ...worker.entry_points import is_standard_module
 
 PLATFORM = "x86_64-pc-linux-gnu"
 RUNTIME_ARCHIVE_NAME = "python_runtime.zip"
 CODE_ARCHIVE_NAME = "app_code.zip"
+PACKAGES_ARCHIVE_NAME = "python_packages.zip"
 
 _build_lock = threading.Lock()
 
@@ -108,6 +111,11 @@ def code_roots_of(modules: Iterable[str]) -> list[Path]:
         top = module.split(".")[0]
         if top in roots or top == "boinc_pymw":
             continue
+        if is_standard_module(top):
+            raise BoincPymwError(
+                f"cannot ship module {module!r}: it belongs to Python's standard library, and "
+                "volunteers run only the app's own functions; wrap the call in a function of "
+                "your own module")
         spec = importlib.util.find_spec(top)
         if spec is None or not spec.origin or spec.origin in ("built-in", "frozen"):
             raise BoincPymwError(f"cannot ship module {module!r}: it has no source file")
@@ -136,9 +144,42 @@ def code_archive(code_paths: Sequence[Path], cache_dir: Path) -> Optional[Path]:
         os.unlink(tmp)
 
 
+def packages_archive(requirements: Optional[Path], wheels: Sequence[Path],
+                     cache_dir: Path) -> Optional[Path]:
+    """The app's packages for this platform (install-app's requirements.py), packed once
+    per set of inputs and cached: the same wheels volunteers would get."""
+    from ...boinc.requirements import (RequirementsError, inputs_digest, resolve_packages,
+                                        write_lock)
+
+    if not requirements and not wheels:
+        return None
+    files_dir = cache_dir / "files"
+    files_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        digest = inputs_digest(Path(requirements) if requirements else None,
+                               [Path(w) for w in wheels])[:16]
+        lock_path = cache_dir / "locks" / f"{digest}.lock.json"
+        packed_name = cache_dir / "locks" / f"{digest}.packages"
+        with _build_lock:
+            if packed_name.is_file():
+                known = files_dir / packed_name.read_text().strip()
+                if known.is_file():
+                    return known
+            sets, lock, _ = resolve_packages([PLATFORM], requirements, wheels,
+                                             cache_dir / "wheels", files_dir, lock_path,
+                                             {PLATFORM: {}})
+            write_lock(lock_path, lock)
+            packed_name.write_text(sets[PLATFORM].archive.name + "\n")
+            return sets[PLATFORM].archive
+    except RequirementsError as exc:
+        raise BoincPymwError(str(exc)) from None
+
+
 def built_app_version(code_paths: Sequence[Path], cache_dir: Optional[Path] = None,
-                      runtime_zip: Optional[Path] = None) -> tuple[str, list[SlotFile]]:
-    """(main program, files) of an app version made of launcher + runtime + code."""
+                      runtime_zip: Optional[Path] = None, requirements: Optional[Path] = None,
+                      wheels: Sequence[Path] = ()) -> tuple[str, list[SlotFile]]:
+    """(main program, files) of an app version made of launcher + runtime + code
+    (+ the packages of ``requirements``/``wheels``)."""
     if not sys.platform.startswith("linux"):
         raise BoincPymwError("the local debug mode builds its app version on Linux only; "
                              "pass app_version= an installed app version directory")
@@ -154,6 +195,9 @@ def built_app_version(code_paths: Sequence[Path], cache_dir: Optional[Path] = No
     code = code_archive(code_paths, cache_dir)
     if code is not None:
         files.append(SlotFile(code.name, code, CODE_ARCHIVE_NAME))
+    packages = packages_archive(requirements, wheels, cache_dir)
+    if packages is not None:
+        files.append(SlotFile(packages.name, packages, PACKAGES_ARCHIVE_NAME))
     return exe.name, files
 
 

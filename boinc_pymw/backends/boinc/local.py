@@ -193,7 +193,8 @@ class BoincLocalBackend(Backend):
                  validator: Any = DEFAULT_VALIDATOR, validator_args: Sequence[str] = (),
                  assimilator: Any = DEFAULT_ASSIMILATOR, assimilator_args: Sequence[str] = (),
                  workdir: Optional[str] = None, cache_dir: Optional[str] = None,
-                 results_dir: Optional[str] = None, client: str = "auto", **options: Any):
+                 results_dir: Optional[str] = None, client: str = "auto",
+                 requirements: Optional[str] = None, wheels: Sequence[str] = (), **options: Any):
         super().__init__(workers or os.cpu_count() or 1, **options)
         generated = batch is None
         self.batch = check_batch_name(batch or new_batch_name())
@@ -228,6 +229,8 @@ class BoincLocalBackend(Backend):
         self._runtime_zip = Path(runtime) if runtime else None
         self._code = [Path(c) for c in code]
         self._cache_dir = Path(cache_dir) if cache_dir else None
+        self._requirements = Path(requirements) if requirements else None   # _local_app
+        self._wheels = [Path(w) for w in wheels]
         self._app_files: Optional[tuple[str, list]] = None
         self._shipped_modules: set[str] = set()
         self._app_lock = threading.Lock()
@@ -265,6 +268,9 @@ class BoincLocalBackend(Backend):
         group.add_argument("--client", default=None, choices=("auto", "boinc", "builtin"),
                            help="run jobs under the real BOINC client (boinc), our own slot "
                                 "runner (builtin), or the client when installed (auto, default)")
+        group.add_argument("--requirements", default=None, metavar="FILE",
+                           help="pip requirement lines: the wheels volunteers would get, packed "
+                                "and cached as install-app --requirements does")
         group.add_argument("--validator", default=None,
                            help=f"validator class module:Class (default {DEFAULT_VALIDATOR})")
         group.add_argument("--assimilator", default=None,
@@ -273,7 +279,8 @@ class BoincLocalBackend(Backend):
     @classmethod
     def options_from_args(cls, args: argparse.Namespace) -> dict:
         options = BoincBackend.options_from_args(args)
-        for key in ("quorum", "app_version", "workdir", "validator", "assimilator", "client"):
+        for key in ("quorum", "app_version", "workdir", "validator", "assimilator", "client",
+                    "requirements"):
             value = getattr(args, key, None)
             if value is not None:
                 options[key] = value
@@ -354,7 +361,7 @@ class BoincLocalBackend(Backend):
                 self._shipped_modules.add(top)
                 roots = list(self._code) + _local_app.code_roots_of(sorted(self._shipped_modules))
                 self._app_files = _local_app.built_app_version(
-                    roots, self._cache_dir, self._runtime_zip)
+                    roots, self._cache_dir, self._runtime_zip, self._requirements, self._wheels)
             return self._app_files
 
     # -- work ----------------------------------------------------------------------------------
