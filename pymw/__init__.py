@@ -15,4 +15,4 @@ README's "Porting from PyMW".
 from . import interfaces, pymw
 from .pymw import PyMW_Master
 
-__all__ = ["pymw", "interfaces"]
+__all__ = ["pymw", "interfaces", "PyMW_Master"]

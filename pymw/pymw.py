@@ -15,7 +15,7 @@ import os
 import threading
 import warnings
 from concurrent.futures import as_completed
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 from boinc_pymw.backends.base import WorkItem
 from boinc_pymw.master import Master, Task, TaskLookupError

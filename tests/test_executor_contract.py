@@ -8,17 +8,14 @@ Process back ends run on multicore here (MPI: tests/backends/mpi/); the
 thread back end from test_master checks the parts that live in Master itself.
 """
 
-import concurrent.futures as cf
 import gc
-import os
-import pickle
 import time
 import weakref
 
 import pytest
 
 from boinc_pymw import Master, backends
-from boinc_pymw.errors import BoincPymwError, RemoteTraceback, TaskError
+from boinc_pymw.errors import RemoteTraceback, TaskError
 
 HANG_GUARD = 60
 
