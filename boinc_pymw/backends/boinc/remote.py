@@ -103,6 +103,7 @@ class _Part:
     name: str
     id: int
     state: int
+    errors_seen: int = 0      # jobs in error at the last detailed query_batch
 
 
 @dataclass(eq=False)
@@ -174,6 +175,7 @@ class RemoteBoincBackend(Backend):
         self._existing: dict = {}               # index -> (job name, job id, part)
         self._send_after = 0.0
         self.fraction_done = 0.0
+        self.retired = False
 
         generated = batch is None
         self.batch, self.parts = self._open_batch(batch)
@@ -536,13 +538,20 @@ class RemoteBoincBackend(Backend):
 
     # polling -------------------------------------------------------------------------------------
     def _poll(self) -> int:
-        """Ask for the parts with jobs awaited; complete what is done. Returns how many."""
+        """Ask for the parts with jobs awaited; complete what is done. Returns how many.
+
+        A plain query_batch lists every job with its canonical instance (done when
+        set); the detailed one, which costs the server a query per job, is asked
+        only when the batch counts more jobs in error than seen before."""
         with self._lock:
             parts = {c.part.id: c.part for c in self._pending.values()}
         moved = 0
         done_fraction = []
         for part in parts.values():
-            info = self.client.query_batch(batch_id=part.id, job_details=True)
+            info = self.client.query_batch(batch_id=part.id, job_details=False)
+            if info.nerror_jobs > part.errors_seen:
+                info = self.client.query_batch(batch_id=part.id, job_details=True)
+                part.errors_seen = sum(1 for job in info.jobs if job.status == "error")
             done_fraction.append(info.fraction_done)
             for job in info.jobs:
                 with self._lock:
@@ -550,6 +559,8 @@ class RemoteBoincBackend(Backend):
                 if call is None:
                     continue
                 call.job_id = job.id
+                if not job.status and job.canonical_instance_id:
+                    job.status = "done"
                 if job.status in ("done", "error"):
                     moved += self._complete(call, job)
         if done_fraction:
@@ -566,9 +577,11 @@ class RemoteBoincBackend(Backend):
             else:
                 ok, value = False, self._failure(call, job)
         except RpcTransportError as exc:
-            log.warning("batch %s: fetching %s failed (%s); trying again later",
-                        self.batch, call.name, exc)
-            return 0
+            if exc.retryable:
+                log.warning("batch %s: fetching %s failed (%s); trying again later",
+                            self.batch, call.name, exc)
+                return 0
+            ok, value, settled = False, exc, False
         except RemoteError as exc:
             ok, value, settled = False, exc, False
         with self._lock:
@@ -643,8 +656,9 @@ class RemoteBoincBackend(Backend):
             unsettled = names - self._settled
             errors = self._unsettled_errors
         if unsettled or errors:
-            log.info("batch %s kept on %s: %d jobs not fetched (reattach with --batch %s)",
-                     self.batch, self.url, len(unsettled) + errors, self.batch)
+            log.info("batch %s kept on %s: %d of its jobs not fetched, %d calls failed "
+                     "(reattach with --batch %s)", self.batch, self.url, len(unsettled),
+                     errors, self.batch)
             return
         for part in self.parts:
             try:
@@ -654,8 +668,6 @@ class RemoteBoincBackend(Backend):
                 return
         log.info("batch %s retired on %s", self.batch, self.url)
         self.retired = True
-
-    retired = False
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         self._closed = True

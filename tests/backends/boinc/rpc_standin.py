@@ -214,8 +214,9 @@ class StandIn:
         else:
             batch_id = self._insert_batch(user, app, _text(b, "batch_name"), 0, len(jobs), 0)
         self._create_work(app, batch_id, staged)
-        self.db.execute("UPDATE batch SET state=%s WHERE id=%s",
-                        (BATCH_STATE_IN_PROGRESS, batch_id))
+        # BOINC's create_work leaves batch.njobs alone (ours counts what it adds)
+        self.db.execute("UPDATE batch SET state=%s, njobs=%s WHERE id=%s",
+                        (BATCH_STATE_IN_PROGRESS, len(jobs), batch_id))
         return f"<batch_id>{batch_id}</batch_id>\n"
 
     def _stage(self, mode, source):

@@ -165,6 +165,27 @@ def test_map_and_a_later_submit_make_two_parts(world):
     assert all(r["state"] == 4 for r in batches(world))
 
 
+def test_calls_flushed_together_split_into_parts_and_outputs_are_size_limited(world,
+                                                                           monkeypatch):
+    import boinc_pymw.backends.boinc.remote as remote
+
+    m = master(world, part_max_jobs=2, submit_delay=0.5)
+    futures = [m.submit(tasks.square, x) for x in range(5)]
+    drive(world, futures)
+    assert [f.result() for f in futures] == [0, 1, 4, 9, 16]
+    m.shutdown()
+    assert [r["njobs"] for r in batches(world)] == [2, 2, 1]
+    assert world.standin.requests.count("query_batch") > 0
+    monkeypatch.setattr(remote, "MAX_OUTPUT_BYTES", 5)
+    m = master(world)
+    big = m.submit(tasks.add, "a" * 10, b="")
+    drive(world, [big])
+    with pytest.raises(Exception, match="larger than 5 bytes"):
+        big.result()
+    m.shutdown()
+    assert batches(world)[-1]["state"] != 4     # kept: that output was not fetched
+
+
 def test_task_errors_and_failed_jobs(world):
     world.standin.php_query_completed_job_bug = False    # a release where it works: stderr
     m = master(world)
