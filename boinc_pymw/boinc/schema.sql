@@ -1,6 +1,8 @@
 -- The BOINC server tables a Python toolkit touches, written to be
 -- interchangeable with a database made by BOINC's own make_project
--- (db/schema.sql + db/constraints.sql of server 1.4/1.6).
+-- (db/schema.sql + db/constraints.sql of server 1.4/1.6). Each table says
+-- which release it follows ("-- follows:"): all follow server 1.4.7, whose
+-- schema Debian's libsched 7.20.5 shares; where 1.6 differs, the note says how.
 --
 -- Column ORDER matters: BOINC's C++ DB classes read `select *` rows by
 -- position (DB_WORKUNIT::db_parse etc.), so every table lists its columns
@@ -11,6 +13,7 @@
 -- Like BOINC's schema, most columns are NOT NULL without a default: whoever
 -- inserts a row states every field (BOINC's db_print does; so do ours).
 
+-- follows: server 1.4.7 db/schema.sql (the same in libsched 7.20.5)
 create table platform (
     id                      integer         not null auto_increment,
     create_time             integer         not null,
@@ -20,6 +23,7 @@ create table platform (
     primary key (id)
 ) engine=InnoDB;
 
+-- follows: server 1.4.7 db/schema.sql (the same in libsched 7.20.5)
 create table app (
     id                      integer         not null auto_increment,
     create_time             integer         not null,
@@ -41,6 +45,7 @@ create table app (
     primary key (id)
 ) engine=InnoDB;
 
+-- follows: server 1.4.7 db/schema.sql (the same in libsched 7.20.5)
 create table app_version (
     id                      integer         not null auto_increment,
     create_time             integer         not null,
@@ -61,6 +66,7 @@ create table app_version (
     primary key (id)
 ) engine=InnoDB;
 
+-- follows: server 1.4.7, defaults included (1.6: name columns varchar(191))
 create table user (
     id                      integer         not null auto_increment,
     create_time             integer         not null,
@@ -90,13 +96,14 @@ create table user (
     passwd_hash             varchar(254)    not null,
     email_validated         smallint        not null,
     donated                 smallint        not null,
-    login_token             char(32)        not null,
-    login_token_time        double          not null,
-    previous_email_addr     varchar(254)    not null,
-    email_addr_change_time  double          not null,
+    login_token             char(32)        not null default '',
+    login_token_time        double          not null default 0,
+    previous_email_addr     varchar(254)    not null default '',
+    email_addr_change_time  double          not null default 0,
     primary key (id)
 ) engine=InnoDB;
 
+-- follows: server 1.4.7, defaults included (1.6: name varchar(191))
 create table team (
     id                      integer         not null auto_increment,
     create_time             integer         not null,
@@ -109,10 +116,10 @@ create table team (
     description             text,
     nusers                  integer         not null,
     country                 varchar(254),
-    total_credit            double          not null,
-    expavg_credit           double          not null,
+    total_credit            double          not null default 0.0,
+    expavg_credit           double          not null default 0.0,
     expavg_time             double          not null,
-    seti_id                 integer         not null,
+    seti_id                 integer         not null default 0,
     ping_user               integer         not null default 0,
     ping_time               integer unsigned not null default 0,
     joinable                tinyint         not null default 1,
@@ -120,6 +127,7 @@ create table team (
     primary key (id)
 ) engine=InnoDB;
 
+-- follows: server 1.4.7 (1.6 adds misc)
 create table host (
     id                      integer         not null auto_increment,
     create_time             integer         not null,
@@ -169,12 +177,12 @@ create table host (
     gpu_active_frac         double          not null,
     p_ngpus                 integer         not null,
     p_gpu_fpops             double          not null,
-    misc                    text,
     primary key (id)
 ) engine=InnoDB;
 
 -- Per (host, app version) statistics: runtime estimates, quota, and the
 -- consecutive_valid count the validator updates.
+-- follows: server 1.4.7 db/schema.sql (the same in libsched 7.20.5)
 create table host_app_version (
     host_id                 integer         not null,
     app_version_id          integer         not null,
@@ -193,6 +201,7 @@ create table host_app_version (
     consecutive_valid       integer         not null
 ) engine=InnoDB;
 
+-- follows: server 1.4.7 db/schema.sql (the same in libsched 7.20.5)
 create table workunit (
     id                      integer         not null auto_increment,
     create_time             integer         not null,
@@ -232,6 +241,7 @@ create table workunit (
     primary key (id)
 ) engine=InnoDB;
 
+-- follows: server 1.4.7 db/schema.sql (the same in libsched 7.20.5)
 create table result (
     id                      integer         not null auto_increment,
     create_time             integer         not null,
@@ -274,6 +284,7 @@ create table result (
 ) engine=InnoDB;
 
 -- A workunit targeted at a host, user or team (create_work --target_*).
+-- follows: server 1.4.7 db/schema.sql (the same in libsched 7.20.5)
 create table assignment (
     id                      integer         not null auto_increment,
     create_time             integer         not null,
@@ -285,6 +296,7 @@ create table assignment (
     primary key (id)
 ) engine=InnoDB;
 
+-- follows: server 1.4.7 (name/description varchar(255); 1.6 adds keywords)
 create table batch (
     id                      serial          primary key,
     user_id                 integer         not null,
@@ -300,15 +312,15 @@ create table batch (
     credit_estimate         double          not null,
     credit_canonical        double          not null,
     credit_total            double          not null,
-    name                    varchar(254)    not null,
+    name                    varchar(255)    not null,
     app_id                  integer         not null,
     project_state           integer         not null,
-    description             varchar(254)    not null,
-    expire_time             double          not null,
-    keywords                varchar(254)    not null default ''
+    description             varchar(255)    not null,
+    expire_time             double          not null
 ) engine=InnoDB;
 
 -- Credit per (user, app) and (team, app), kept by the validator.
+-- follows: server 1.4.7 db/schema.sql (the same in libsched 7.20.5)
 create table credit_user (
     userid                  integer         not null,
     appid                   integer         not null,
@@ -320,6 +332,7 @@ create table credit_user (
     primary key (userid, appid, credit_type)
 ) engine=InnoDB;
 
+-- follows: server 1.4.7 db/schema.sql (the same in libsched 7.20.5)
 create table credit_team (
     teamid                  integer         not null,
     appid                   integer         not null,
@@ -331,6 +344,7 @@ create table credit_team (
     primary key (teamid, appid, credit_type)
 ) engine=InnoDB;
 
+-- follows: server 1.4.7 db/schema.sql (the same in libsched 7.20.5)
 create table user_submit (
     user_id                 integer         not null,
     quota                   double          not null,
@@ -342,6 +356,7 @@ create table user_submit (
 ) engine=InnoDB;
 
 -- (user, app) remote submission rights; the row's existence is the right.
+-- follows: server 1.4.7 db/schema.sql (the same in libsched 7.20.5)
 create table user_submit_app (
     user_id                 integer         not null,
     app_id                  integer         not null,
@@ -349,6 +364,7 @@ create table user_submit_app (
     primary key (user_id, app_id)
 ) engine=InnoDB;
 
+-- follows: server 1.4.7 db/schema.sql (the same in libsched 7.20.5)
 create table msg_from_host (
     id                      integer         not null auto_increment,
     create_time             integer         not null,
@@ -359,6 +375,7 @@ create table msg_from_host (
     primary key (id)
 ) engine=InnoDB;
 
+-- follows: server 1.4.7 db/schema.sql (the same in libsched 7.20.5)
 create table msg_to_host (
     id                      integer         not null auto_increment,
     create_time             integer         not null,

@@ -285,5 +285,5 @@ def add_host(project: Project, userid: int, **fields) -> int:
         "d_boinc_used_project": 0.0, "d_boinc_max": 1e10, "n_bwup": 1e6, "n_bwdown": 1e6,
         "credit_per_cpu_sec": 0.0, "venue": "", "nresults_today": 0, "avg_turnaround": 0.0,
         "host_cpid": "", "external_ip_addr": "", "max_results_day": 0, "error_rate": 0.0,
-        "product_name": "", "gpu_active_frac": 0.0, "p_ngpus": 0, "p_gpu_fpops": 0.0,
-        "misc": ""}, fields)
+        "product_name": "", "gpu_active_frac": 0.0, "p_ngpus": 0, "p_gpu_fpops": 0.0},
+        fields)
