@@ -23,6 +23,15 @@ complete. Running the handler again for the same workunit (after a crash)
 rewrites the same files and record. A missing ``<optional/>`` output is
 listed with ``"file": null``.
 
+Group commit: within a daemon pass, files go to fixed temporary names
+(``.<name>.tmp``, so a rerun after a crash overwrites them) without a sync
+each; :meth:`ResultStoreAssimilator.make_durable` then syncs the store's
+file system once, renames the group's outputs and then its records into
+place, and syncs again, before the workunits are marked assimilated. So a
+record appears only with its contents and outputs on disk, and a workunit
+is marked only once its record is durable; after ``kill -9`` at any point
+nothing is lost and a workunit may be stored twice (the same bytes).
+
 A canonical result whose output cannot be stored (missing, empty where that
 is not allowed, over its ``<max_nbytes>`` or the size limit, a symbolic link
 or not a regular file -- ``<no_validate/>`` outputs included, and files
@@ -35,20 +44,68 @@ Options: ``--store DIR`` (default ``<project>/results_store``).
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import logging
 import os
 import sys
 import time
-
-from boinc_pymw._atomic import write_atomic
 from boinc_pymw.boinc.assimilator import Assimilator
 from boinc_pymw.boinc.output_files import BadOutputFile, check_file_name
 
 FORMAT_VERSION = 1
 
 log = logging.getLogger("boinc_pymw.result_store")
+
+
+def _load_syncfs():
+    try:
+        func = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int]
+    return func
+
+
+_syncfs = _load_syncfs()
+
+
+def sync_file_system(path: str, files: list) -> None:
+    """Make ``files`` (and the directory entries under ``path``) durable.
+
+    Linux: one ``syncfs`` of the store's file system for the whole group;
+    elsewhere an ``fsync`` of each file and directory.
+    """
+    if _syncfs is not None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if _syncfs(fd) != 0:
+                code = ctypes.get_errno()
+                raise OSError(code, f"syncfs {path}: {os.strerror(code)}")
+        finally:
+            os.close(fd)
+        return
+    for name in files:
+        fd = os.open(name, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_staged(path: str, data: bytes) -> str:
+    """Write ``data`` to the fixed temporary name of ``path``; returns that name."""
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".{name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+    return tmp
 
 
 def group_name(wu: dict, app_name: str) -> str:
@@ -63,14 +120,58 @@ class ResultStoreAssimilator(Assimilator):
         super().add_arguments(parser)
         parser.add_option("store", default=None, help="results store directory")
 
+    def __init__(self, options, project=None, db=None):
+        super().__init__(options, project, db)
+        self._outputs: list[tuple[str, str]] = []    # (temporary, final) not yet in place
+        self._records: list[tuple[str, str]] = []
+        self._in_pass = False
+        self._made_dirs: set[str] = set()
+
     @property
     def store_dir(self) -> str:
         return self.options.store or os.path.join(self.project.path, "results_store")
 
+    def do_pass(self) -> bool:
+        self._in_pass = True
+        try:
+            return super().do_pass()
+        finally:
+            self._in_pass = False
+
+    def make_durable(self) -> None:
+        """Sync the group's files, put them in place (outputs first), sync the renames."""
+        staged = self._outputs + self._records
+        if not staged:
+            return
+        os.makedirs(self.store_dir, exist_ok=True)
+        sync_file_system(self.store_dir, [tmp for tmp, _ in staged])
+        for tmp, final in staged:
+            os.replace(tmp, final)
+        self._outputs, self._records = [], []
+        sync_file_system(self.store_dir, sorted({os.path.dirname(f) for _, f in staged}))
+
     def assimilate(self, wu, results, canonical):
+        staged = len(self._outputs), len(self._records)
+        try:
+            try:
+                self._store(wu, canonical, staged[0])
+            except FileNotFoundError:
+                # a store directory removed while we run: make it again, once
+                del self._outputs[staged[0]:]
+                del self._records[staged[1]:]
+                self._made_dirs.clear()
+                self._store(wu, canonical, staged[0])
+        except BaseException:
+            del self._outputs[staged[0]:]       # nothing of a failed workunit goes in place
+            del self._records[staged[1]:]
+            raise
+
+    def _store(self, wu, canonical, first_output: int) -> None:
         wu_name = check_file_name(wu["name"])
         group_dir = os.path.join(self.store_dir, group_name(wu, self.options.app))
-        os.makedirs(group_dir, exist_ok=True)
+        if group_dir not in self._made_dirs:
+            os.makedirs(group_dir, exist_ok=True)
+            self._made_dirs.add(group_dir)
         record = {
             "format": FORMAT_VERSION, "status": "done" if canonical else "error",
             "wu_id": wu["id"], "wu_name": wu_name, "app": self.options.app,
@@ -85,6 +186,7 @@ class ResultStoreAssimilator(Assimilator):
             try:
                 record["outputs"] = self.store_outputs(canonical, group_dir, wu_name)
             except BadOutputFile as exc:
+                del self._outputs[first_output:]
                 reason = f"canonical result {canonical['name']}: {exc}"
                 log.error("[%s] %s; an error record is stored", wu_name, reason)
                 record.update(status="error", outputs=[], error=reason)
@@ -92,8 +194,11 @@ class ResultStoreAssimilator(Assimilator):
                     self.quarantine.record_bad_output(wu, reason)
                 except OSError as note_exc:
                     log.error("can't note it in %s: %s", self.quarantine.path, note_exc)
-        write_atomic(os.path.join(group_dir, f"{wu_name}.json"),
-                     json.dumps(record, indent=1).encode("utf-8"))
+        final = os.path.join(group_dir, f"{wu_name}.json")
+        self._records.append((_write_staged(final, json.dumps(record, indent=1).encode("utf-8")),
+                              final))
+        if not self._in_pass:
+            self.make_durable()     # called on its own (boinc-local mode): in place now
 
     def store_outputs(self, canonical: dict, group_dir: str, wu_name: str) -> list[dict]:
         """Copy each output of the canonical result into ``<group>/<wu_name>/``."""
@@ -106,7 +211,8 @@ class ResultStoreAssimilator(Assimilator):
             entry = {"open_name": f.open_name, "name": f.name, "file": None,
                      "nbytes": 0, "md5": None}
             if data is not None:
-                write_atomic(os.path.join(out_dir, local), data)
+                final = os.path.join(out_dir, local)
+                self._outputs.append((_write_staged(final, data), final))
                 entry.update(file=f"{wu_name}/{local}", nbytes=len(data),
                              md5=hashlib.md5(data).hexdigest())
             elif not f.optional:

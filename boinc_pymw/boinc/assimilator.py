@@ -18,8 +18,14 @@ Data flow of one pass::
     DB: workunit WHERE appid=? AND assimilate_state=READY [AND id % N = R] LIMIT 1000
         + result WHERE workunitid IN (...)          (one query for the whole batch)
       -> per workunit: assimilate(wu, results, canonical)   (project code)
-      -> per workunit: ONE UPDATE workunit SET assimilate_state=DONE,
-                       transition_time=now [, error_mask=32]
+      -> per group of up to ``group_commit`` workunits (group commit):
+         make_durable()  (hook: e.g. sync the files the handler wrote, once)
+         ONE transaction: UPDATE workunit SET assimilate_state=DONE,
+                          transition_time=now [, error_mask=32] WHERE id IN (...)
+
+Group commit keeps BOINC's guarantee (a workunit is marked assimilated only
+after its handler's work is done and durable) at one commit and one file
+sync per group instead of per workunit.
 
 Outcomes of the handler, as in BOINC: a normal return marks the workunit
 assimilated; :class:`DeferAssimilation` puts it back to INIT (the
@@ -72,10 +78,19 @@ class Assimilator(Daemon):
     default_sleep_interval = 10
     #: output files larger than this are refused by :meth:`read_output`
     max_output_bytes = DEFAULT_MAX_BYTES
+    #: workunits marked assimilated per transaction (1: BOINC's one commit per workunit)
+    group_commit = 200
 
     def assimilate(self, wu: dict, results: list[dict], canonical: Optional[dict]) -> None:
         """Handle a finished workunit; ``canonical`` is None when it failed."""
         raise NotImplementedError("an Assimilator subclass must define assimilate()")
+
+    def make_durable(self) -> None:
+        """Hook run before a group of workunits is marked assimilated.
+
+        A handler that writes files may defer syncing them to here (one sync
+        for the group); whatever it did must survive a crash once this returns.
+        """
 
     # -- helpers for handlers -----------------------------------------------------------------
     @staticmethod
@@ -100,6 +115,7 @@ class Assimilator(Daemon):
     def __init__(self, options, project=None, db=None):
         super().__init__(options, project, db)
         self._skipped: set[int] = set()     # failed in this pass; retried on the next one
+        self._done: list[tuple[int, bool]] = []
 
     # -- the pass ---------------------------------------------------------------------------------
     def fetch_batch(self) -> list[dict]:
@@ -124,28 +140,66 @@ class Assimilator(Daemon):
     def do_pass(self) -> bool:
         found = False
         self._skipped = set()
+        self._done: list[tuple[int, bool]] = []     # (wu id, set error_mask 32), not yet marked
         self.quarantine.reload()
+        try:
+            while True:
+                wus = self.fetch_batch()
+                if not wus:
+                    break
+                log.debug("found %d workunits to assimilate", len(wus))
+                results = self.fetch_results(wus)
+                for wu in wus:
+                    if self.stop.requested():
+                        return found
+                    while True:
+                        try:
+                            self.handle_wu(wu, results[wu["id"]])
+                            break
+                        except InfrastructureFault as exc:
+                            if not self.back_off(f"[{wu['name']}] can't assimilate now",
+                                                 exc.__cause__):
+                                return found
+                    self._backoff = 0.0
+                    found = True
+                    if len(self._done) >= self.group_commit:
+                        self.mark_done()
+                self.mark_done()
+                if self.options.one_pass_N_WU or self.options.dont_update_db:
+                    break
+            return found
+        finally:
+            if self._done:
+                self.mark_done()    # after a stop or a handler exit too: keep what was done
+
+    def mark_done(self) -> None:
+        """Make the handled workunits' work durable, then mark them assimilated at once."""
+        if not self._done:
+            return
         while True:
-            wus = self.fetch_batch()
-            if not wus:
+            try:
+                self.make_durable()
                 break
-            log.debug("found %d workunits to assimilate", len(wus))
-            results = self.fetch_results(wus)
-            for wu in wus:
-                if self.stop.requested():
-                    return found
-                while True:
-                    try:
-                        self.handle_wu(wu, results[wu["id"]])
-                        break
-                    except InfrastructureFault as exc:
-                        if not self.back_off(f"[{wu['name']}] can't assimilate now", exc.__cause__):
-                            return found
-                self._backoff = 0.0
-                found = True
-            if self.options.one_pass_N_WU or self.options.dont_update_db:
-                break
-        return found
+            except Exception as exc:  # noqa: BLE001
+                if not is_infrastructure_fault(exc) or isinstance(exc, DatabaseError):
+                    raise
+                if not self.back_off("can't make the assimilated work durable", exc):
+                    self._done = []      # stopped: the workunits stay READY, redone later
+                    return
+        done, self._done = self._done, []
+        if self.options.dont_update_db:
+            return
+        now = int(time.time())
+        with self.db.transaction():
+            for set_error in (False, True):
+                ids = [wu_id for wu_id, err in done if err == set_error]
+                if not ids:
+                    continue
+                error_sql = f", error_mask={int(WuError.NO_CANONICAL_RESULT)}" if set_error else ""
+                self.db.execute(
+                    f"UPDATE workunit SET assimilate_state=%s, transition_time=%s{error_sql} "
+                    f"WHERE id IN ({', '.join(['%s'] * len(ids))})",
+                    (int(AssimilateState.DONE), now, *ids))
 
     def handle_wu(self, wu: dict, results: list[dict]) -> None:
         wu = text_columns(dict(wu))
@@ -179,10 +233,7 @@ class Assimilator(Daemon):
             self.handler_failed(wu, exc)              # exits, unless it goes on
             self._skipped.add(wu["id"])
             return
-        if not self.options.dont_update_db:
-            self.db.execute(
-                f"UPDATE workunit SET assimilate_state=%s, transition_time=%s{error_sql} WHERE id=%s",
-                (int(AssimilateState.DONE), int(time.time()), *error_params, wu["id"]))
+        self._done.append((wu["id"], set_error))
 
     def on_bad_output(self, wu: dict, canonical: Optional[dict], exc: BadOutputFile) -> None:
         """The handler met a spoiled output; the workunit is then marked assimilated.

@@ -26,6 +26,7 @@ import errno
 import functools
 import os
 import stat
+import threading
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
@@ -65,10 +66,21 @@ class OutputFile:
         return min(max_bytes, self.max_nbytes) if self.max_nbytes else max_bytes
 
 
+_parsers = threading.local()
+
+
+def _parser():
+    parser = getattr(_parsers, "parser", None)
+    if parser is None:      # one per thread: lxml parsers are not shared between threads
+        parser = _parsers.parser = etree.XMLParser(
+            resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+            huge_tree=False, remove_blank_text=True)
+    return parser
+
+
 def safe_xml(text, *, wrap: bool = False):
     """Parse XML from the database or a volunteer: no entities, DTD or network."""
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                             dtd_validation=False, huge_tree=False, remove_blank_text=True)
+    parser = _parser()
     if isinstance(text, str):
         text = text.encode("utf-8")
     if wrap:
@@ -132,6 +144,13 @@ def _real_root(upload_dir: str) -> str:
     return os.path.realpath(upload_dir)
 
 
+@functools.lru_cache(maxsize=8192)
+def _dir_inside(directory: str, root: str) -> bool:
+    # the fan-out directories are the project's: each is resolved once per process;
+    # the file itself is checked every time (lstat, then opened with O_NOFOLLOW)
+    return _inside(os.path.realpath(directory), root)
+
+
 def output_files(result: dict, upload_dir: str, fanout: int) -> list[OutputFile]:
     """The output files of ``result`` (a row with ``xml_doc_in``), in template order."""
     from .hierarchy import dir_hier_path
@@ -140,8 +159,13 @@ def output_files(result: dict, upload_dir: str, fanout: int) -> list[OutputFile]
     files = []
     for ref in parse_file_refs(result.get("xml_doc_in") or ""):
         path = os.path.abspath(dir_hier_path(ref["name"], upload_dir, int(fanout or 0)))
-        if not _inside(os.path.realpath(path), root):
+        if not _dir_inside(os.path.dirname(path), root):
             raise BadOutputFile(f"output file {ref['name']!r} resolves outside upload_dir")
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode) and not _inside(os.path.realpath(path), root):
+                raise BadOutputFile(f"output file {ref['name']!r} resolves outside upload_dir")
+        except FileNotFoundError:
+            pass
         files.append(OutputFile(ref["name"], ref["open_name"], path,
                                 ref["optional"], ref["no_validate"], ref["max_nbytes"]))
     return files
@@ -167,12 +191,12 @@ def iter_output(file: OutputFile, upload_dir: str, max_bytes: int = DEFAULT_MAX_
     root = _real_root(upload_dir)
     limit = file.limit(max_bytes)
     try:
+        if not _dir_inside(os.path.dirname(os.path.abspath(file.path)), root):
+            raise BadOutputFile(f"{file.name}: resolves outside upload_dir")
         if stat.S_ISLNK(os.lstat(file.path).st_mode):
             raise BadOutputFile(f"{file.name}: is a symbolic link")
-        real = os.path.realpath(file.path)
-        if not _inside(real, root):
-            raise BadOutputFile(f"{file.name}: resolves outside upload_dir")
-        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        fd = os.open(file.path,
+                     os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         _check_storage(upload_dir)
         if file.optional:

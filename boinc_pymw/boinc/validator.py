@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterator, Optional
 from .credit import (DEFAULT_MAX_GRANTED_CREDIT, HAV_FIELDS, HOST_FIELDS, AppVersionStats,
                      assign_credit_set, compute_avg_turnaround, credit_from_runtime,
                      generalized_app_version_id, grant_credit)
-from .daemon import (BoincArgumentParser, Daemon, InfrastructureFault, is_infrastructure_fault,
+from .daemon import (BoincArgumentParser, Daemon, is_infrastructure_fault,
                      is_statement_rejected, text_columns)
 from .db import DatabaseError
 from .output_files import (DEFAULT_MAX_BYTES, BadOutputFile, OutputFile, TransientFileError,
@@ -229,11 +229,16 @@ ENUMERATE_SQL = (
     " AND wu.appid = %s AND wu.need_validate > 0")
 
 
+_STOPPED = object()
+
+
 class Validator(Daemon):
     """BOINC validator daemon; subclass and override ``init_result`` and ``compare``."""
 
     kind = "validator"
     default_sleep_interval = 5
+    #: workunits whose writes share one transaction (1: one commit per workunit)
+    group_commit = 100
     #: output files larger than this make a result invalid
     max_output_bytes = DEFAULT_MAX_BYTES
     #: whether an empty output file is acceptable
@@ -320,6 +325,7 @@ class Validator(Daemon):
         if getattr(options, "dont_update_db", False):
             options.dry_run = True
         self.av_stats = AppVersionStats()
+        self._app_version_keys: dict = {}     # id -> (appid, platformid, plan_class)
         self.daily_result_quota = 0
         if project is not None:
             try:
@@ -367,48 +373,70 @@ class Validator(Daemon):
         found = False
         handled = 0
         seen: set[int] = set()
+        group: list[tuple] = []
         self.quarantine.reload()
-        while True:
-            items = [(wu, rs) for wu, rs in self.enumerate_workunits() if wu["id"] not in seen]
-            if not items:
-                break     # nothing new (a workunit left need_validate set is not redone)
-            for wu, results in items:
-                seen.add(wu["id"])
-                if self.stop.requested():
-                    return found
-                if not self._handle_safely(wu, results):
-                    return found
-                found = True
-                handled += 1
-                if self.options.one_pass_N_WU and handled >= self.options.one_pass_N_WU:
-                    return found
-            if self.options.wu_id or self.options.dry_run:
-                break
-        return found
+        try:
+            while True:
+                items = [(wu, rs) for wu, rs in self.enumerate_workunits()
+                         if wu["id"] not in seen]
+                if not items:
+                    break     # nothing new (a workunit left need_validate set is not redone)
+                for wu, results in items:
+                    seen.add(wu["id"])
+                    if self.stop.requested():
+                        return found
+                    prepared = self._prepare_safely(wu, results)
+                    if prepared is _STOPPED:
+                        return found
+                    found = True
+                    handled += 1
+                    if prepared is not None:
+                        group.append(prepared)
+                        if len(group) >= self.group_commit:
+                            self._commit_safely(group)
+                            group = []
+                    if self.options.one_pass_N_WU and handled >= self.options.one_pass_N_WU:
+                        return found
+                self._commit_safely(group)      # before enumerating again
+                group = []
+                if self.options.wu_id or self.options.dry_run:
+                    break
+            return found
+        finally:
+            if group:
+                self._commit_safely(group)      # a stop or a handler exit keeps what was done
 
-    def _handle_safely(self, wu: dict, results: list[dict]) -> bool:
-        """handle_wu, with failures sorted (see :mod:`.daemon`); False if a stop came."""
+    def _prepare_safely(self, wu: dict, results: list[dict]):
+        """prepare_wu with failures sorted (see :mod:`.daemon`): the plan, None, or _STOPPED."""
         while True:
             try:
-                self.handle_wu(wu, results)
+                prepared = self.prepare_wu(wu, results)
                 self._backoff = 0.0
-                return True
-            except DatabaseError as exc:
-                if not is_statement_rejected(exc):
-                    raise                         # the daemon loop reconnects or backs off
-                self.handler_failed(wu, exc)      # the workunit's data made it fail
-                return True
-            except InfrastructureFault as exc:
-                if not self.back_off(f"[WU#{wu['id']} {wu['name']}] can't validate now",
-                                     exc.__cause__ or exc):
-                    return False
+                return prepared
+            except DatabaseError:
+                raise                             # the daemon loop reconnects or backs off
             except Exception as exc:  # noqa: BLE001 - project code (or data) on this WU
                 if is_infrastructure_fault(exc):
                     if not self.back_off(f"[WU#{wu['id']} {wu['name']}] can't validate now", exc):
-                        return False
+                        return _STOPPED
                     continue
                 self.handler_failed(wu, exc)      # exits, unless it goes on
-                return True
+                return None
+
+    def _commit_safely(self, group: list[tuple]) -> None:
+        """commit_wus; a group the server refuses is split to find the workunit to blame."""
+        if not group:
+            return
+        try:
+            self.commit_wus(group)
+        except Exception as exc:  # noqa: BLE001
+            if isinstance(exc, DatabaseError) and not is_statement_rejected(exc):
+                raise                             # infrastructure: the daemon loop handles it
+            if len(group) > 1:
+                for prepared in group:
+                    self._commit_safely([prepared])
+                return
+            self.handler_failed(group[0][0], exc)
 
     def on_idle(self) -> None:
         if not self.options.dry_run:
@@ -439,6 +467,12 @@ class Validator(Daemon):
 
     def handle_wu(self, wu: dict, results: list[dict]) -> None:
         """Validate one workunit (validator.cpp handle_wu), writing in one transaction."""
+        prepared = self.prepare_wu(wu, results)
+        if prepared is not None:
+            self.commit_wus([prepared])
+
+    def prepare_wu(self, wu: dict, results: list[dict]) -> Optional[tuple]:
+        """Phase 1 of handle_wu (user code, files; no database writes): the plan to write."""
         wu = dict(wu)
         if wu["canonical_resultid"]:
             log.info("[WU#%s %s] Already has canonical result %s", wu["id"], wu["name"],
@@ -448,33 +482,45 @@ class Validator(Daemon):
             log.info("[WU#%s %s] handle_wu(): No canonical result yet", wu["id"], wu["name"])
             plan = self._look_for_quorum(wu, results)
         if plan is None:
-            return
+            return None
         plan["transition_before_write"] = plan["transition"]
         if self.options.dry_run:
             log.info("DB not updated (dry run)")
-            return
+            return None
         # phase 2 changes the dicts in place; a retried transaction starts from here
-        saved_wu = dict(wu)
-        saved = [{k: r[k] for k in _RESULT_STATE} for r in results]
+        return (wu, results, plan, dict(wu), [{k: r[k] for k in _RESULT_STATE} for r in results])
+
+    def commit_wus(self, prepared: list[tuple]) -> None:
+        """Phase 2 for a group of prepared workunits: their writes in ONE transaction.
+
+        Same statements' effects as BOINC's per-row writes (update_rows groups them
+        per table), one commit for the group (group commit). A lock conflict with
+        another validator rolls the group back and retries it.
+        """
         saved_samples = self.av_stats.sample_counts()
         for attempt in range(DEADLOCK_RETRIES):
             try:
                 with self.db.transaction():
-                    self._lock_credit_rows(results)
-                    self._write(wu, results, plan)
+                    self._lock_credit_rows([r for _, results, *_ in prepared for r in results])
+                    self._preload_havs(prepared)
+                    for wu, results, plan, _, _ in prepared:
+                        self._write(wu, results, plan)
+                    self._flush_pending()
                 return
             except Exception as exc:
-                self.av_stats.truncate_samples(saved_samples)   # rolled back: forget them
+                # rolled back: forget the samples and start again from the plans
+                self.av_stats.truncate_samples(saved_samples)
+                for wu, results, plan, saved_wu, saved in prepared:
+                    wu.update(saved_wu)
+                    for r, state in zip(results, saved):
+                        r.update(state)
+                    plan["transition"] = plan["transition_before_write"]
                 code = getattr(exc.__cause__, "args", (None,))[0]
                 if (not isinstance(exc, DatabaseError) or code not in (1205, 1213)
                         or attempt + 1 == DEADLOCK_RETRIES):
                     raise
-                log.info("[WU#%s] lock conflict with another validator (%s); retrying",
-                         wu["id"], code)
-                wu.update(saved_wu)
-                for r, state in zip(results, saved):
-                    r.update(state)
-                plan["transition"] = plan["transition_before_write"]
+                log.info("[WU#%s..] lock conflict with another validator (%s); retrying",
+                         prepared[0][0]["id"], code)
 
     def _lock_credit_rows(self, results: list[dict]) -> None:
         """Lock and read the hosts, users and teams this workunit may credit, in id order.
@@ -484,7 +530,7 @@ class Validator(Daemon):
         Locking first, always in the same order, serialises them instead; the
         rows read here are the ones the credit arithmetic then updates.
         """
-        self._rows = {"host": {}, "user": {}, "team": {}, "hav": {}}
+        self._rows = {"host": {}, "user": {}, "team": {}, "hav": {}, "hav_absent": set()}
         self._pending = {}
         host_ids = sorted({r["hostid"] for r in results if r["hostid"]})
         if not host_ids:
@@ -553,29 +599,100 @@ class Validator(Daemon):
             self._write_quorum(wu, results, plan)
         self._finish_wu(wu, plan["transition"])
 
-    def _load_havs(self, results: list[dict]) -> list[dict]:
-        """hav_lookup for each result: one SELECT, missing rows created (as BOINC does)."""
-        keys = [(r["hostid"], generalized_app_version_id(int(r["app_version_id"]), int(r["appid"])))
+    def _hav_keys(self, results: list[dict]) -> list[tuple]:
+        return [(r["hostid"], generalized_app_version_id(int(r["app_version_id"]), int(r["appid"])))
                 for r in results]
+
+    def _cache_hav(self, row: dict) -> dict:
+        row = {k: (float(v) if k.endswith(("_n", "_avg", "_var", "_q")) else v)
+               for k, v in row.items()}
+        row["_orig"] = dict(row)
+        self._rows["hav"][(row["host_id"], row["app_version_id"])] = row
+        return row
+
+    def _preload_havs(self, prepared: list[tuple]) -> None:
+        """Read the group's existing host_app_version rows in one SELECT."""
+        results = []
+        for _, _, plan, _, _ in prepared:
+            results += plan["viable"] if plan["case"] == "quorum" else plan["checked"]
+        wanted = sorted(set(self._hav_keys(results)))
+        if not wanted:
+            return
+        marks = ", ".join(["(%s, %s)"] * len(wanted))
+        for row in self.db.query(f"SELECT * FROM host_app_version WHERE (host_id, app_version_id) "
+                                 f"IN ({marks})", tuple(x for k in wanted for x in k)):
+            self._cache_hav(row)
+        self._rows["hav_absent"] = {k for k in wanted if k not in self._rows["hav"]}
+
+    def _load_havs(self, results: list[dict]) -> list[dict]:
+        """hav_lookup for each result: cached or one SELECT, missing rows taken over or created."""
+        keys = self._hav_keys(results)
         cache = self._rows["hav"]
-        wanted = sorted({k for k in keys if k not in cache})
-        if wanted:
-            marks = ", ".join(["(%s, %s)"] * len(wanted))
-            found = self.db.query(f"SELECT * FROM host_app_version WHERE (host_id, app_version_id) "
-                                  f"IN ({marks})", tuple(x for k in wanted for x in k))
-            rows = {(row["host_id"], row["app_version_id"]): row for row in found}
-            missing = [k for k in wanted if k not in rows]
-            if missing:
-                new_rows = [{"host_id": h, "app_version_id": av, **{f: 0 for f in HAV_FIELDS},
-                             "n_jobs_today": 0} for h, av in missing]
-                self.db.insert_many("host_app_version", new_rows)
-                rows.update({(row["host_id"], row["app_version_id"]): row for row in new_rows})
-            for key, row in rows.items():
-                row = {k: (float(v) if k.endswith(("_n", "_avg", "_var", "_q")) else v)
-                       for k, v in row.items()}
-                row["_orig"] = dict(row)
-                cache[key] = row
+        absent = self._rows.setdefault("hav_absent", set())
+        for key in keys:
+            if key in cache:
+                continue
+            if key not in absent:
+                row = self.db.query_one("SELECT * FROM host_app_version WHERE host_id=%s AND "
+                                        "app_version_id=%s", key)
+                if row is not None:
+                    self._cache_hav(row)
+                    continue
+            absent.discard(key)
+            if not self._take_over_hav(*key):
+                row = {"host_id": key[0], "app_version_id": key[1], **{f: 0 for f in HAV_FIELDS},
+                       "n_jobs_today": 0}
+                self.db.insert("host_app_version", row)
+                self._cache_hav(row)
         return [cache[k] for k in keys]
+
+    def _take_over_hav(self, host_id: int, gen_avid: int) -> bool:
+        """Give the host's row of an older version to ``gen_avid`` (see _appropriate_hav)."""
+        taken = self._appropriate_hav(host_id, gen_avid)
+        if taken is None:
+            return False
+        old_key, new_key = taken.pop("_from"), (host_id, gen_avid)
+        cached = self._rows["hav"].pop(old_key, None)
+        if cached is None:
+            self._cache_hav(taken)
+            return True
+        # changed earlier in this transaction: carry the current values and pending writes
+        cached["app_version_id"] = cached["_orig"]["app_version_id"] = gen_avid
+        self._rows["hav"][new_key] = cached
+        pending = self._pending.get("host_app_version", {})
+        if old_key in pending:
+            pending[new_key] = pending.pop(old_key)
+        return True
+
+    def _appropriate_hav(self, host_id: int, gen_avid: int) -> Optional[dict]:
+        """credit.cpp hav_lookup: a new app version takes over the host's statistics.
+
+        The host's host_app_version of the same app, platform and plan class
+        with the highest version_num gets ``app_version_id = gen_avid`` (so a
+        host keeps one row per app/platform/plan class, as with BOINC's validator).
+        """
+        if gen_avid <= 0:
+            return None
+        avs = self._app_version_keys
+        if gen_avid not in avs:
+            avs[gen_avid] = self.db.query_one(
+                "SELECT id, appid, platformid, plan_class FROM app_version WHERE id=%s",
+                (gen_avid,))
+        av = avs[gen_avid]
+        if av is None:
+            return None
+        row = self.db.query_one(
+            "SELECT h.* FROM host_app_version h JOIN app_version a ON a.id = h.app_version_id "
+            "WHERE h.host_id=%s AND a.appid=%s AND a.platformid=%s AND a.plan_class=%s "
+            "ORDER BY a.version_num DESC LIMIT 1 FOR UPDATE",
+            (host_id, av["appid"], av["platformid"], av["plan_class"]))
+        if row is None:
+            return None
+        self.db.execute("UPDATE host_app_version SET app_version_id=%s WHERE host_id=%s "
+                        "AND app_version_id=%s", (gen_avid, host_id, row["app_version_id"]))
+        row["_from"] = (host_id, row["app_version_id"])
+        row["app_version_id"] = gen_avid
+        return row
 
     # Writes are collected per row and sent at the end of the workunit's
     # transaction, one UPDATE per table (update_rows): same end state as BOINC's
@@ -615,7 +732,7 @@ class Validator(Daemon):
 
     def _flush_pending(self) -> None:
         keys = {"host_app_version": ("host_id", "app_version_id")}
-        for table in ("result", "host", "host_app_version", "user", "team"):
+        for table in ("result", "host", "host_app_version", "user", "team", "workunit"):
             rows = self._pending.get(table)
             if rows:
                 update_rows(self.db, table, keys.get(table, ("id",)), list(rows.items()),
@@ -758,10 +875,10 @@ class Validator(Daemon):
             wu["transition_time"] = min(wu["transition_time"], now + TRANSIENT_DELAY)
         elif transition == NEVER:
             wu["transition_time"] = INT_MAX
-        self._flush_pending()
-        self.db.execute(
-            "UPDATE workunit SET need_validate=0, error_mask=%s, assimilate_state=%s, "
-            "transition_time=%s, target_nresults=%s, canonical_resultid=%s, canonical_credit=%s "
-            "WHERE id=%s",
-            (int(wu["error_mask"]), wu["assimilate_state"], wu["transition_time"],
-             wu["target_nresults"], wu["canonical_resultid"], wu["canonical_credit"], wu["id"]))
+        self._pend("workunit", (wu["id"],), {
+            "need_validate": 0, "error_mask": int(wu["error_mask"]),
+            "assimilate_state": int(wu["assimilate_state"]),
+            "transition_time": int(wu["transition_time"]),
+            "target_nresults": int(wu["target_nresults"]),
+            "canonical_resultid": wu["canonical_resultid"],
+            "canonical_credit": float(wu["canonical_credit"])})

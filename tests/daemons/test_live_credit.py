@@ -203,3 +203,30 @@ def test_handlers_get_blob_columns_as_text(world):
     assert len(seen) == 3 and all(t is str for row in seen for t in row.values()), seen
     assert db.query_one("SELECT assimilate_state FROM workunit WHERE id=%s",
                         (wu_id,))["assimilate_state"] == 2
+
+
+def test_new_app_version_takes_over_the_hosts_statistics(world):
+    """credit.cpp hav_lookup: a host's row for an older version of the same app, platform
+    and plan class is given the new version's id (statistics carried on), not duplicated."""
+    p, db = world.project, world.db
+    old = add_app_version(p, world.app_id, 1, version_num=300)
+    new = add_app_version(p, world.app_id, 1, version_num=400)
+    other_platform = add_app_version(p, world.app_id, 2, version_num=500)
+    host = world.hosts[0]
+    db.insert("host_app_version", {
+        "host_id": host, "app_version_id": old, "pfc_n": 5, "pfc_avg": 0.5, "et_n": 5,
+        "et_avg": 1e-9, "et_var": 0, "et_q": 0, "max_jobs_per_day": 7, "n_jobs_today": 0,
+        "turnaround_n": 5, "turnaround_avg": 100, "turnaround_var": 0, "turnaround_q": 0,
+        "consecutive_valid": 4})
+    run_to_validation(p, world.app_id, [host, world.hosts[1]], [[b"x"], [b"x"]], "wu",
+                      min_quorum=2, app_version_id=new)
+    run_to_validation(p, world.app_id, [host, world.hosts[1]], [[b"y"], [b"y"]], "wu2",
+                      min_quorum=2, app_version_id=other_platform)
+    options = BitwiseValidator.parse_args(["--app", "testapp", "--one_pass"])
+    assert BitwiseValidator(options, project=p).run() == 0
+    rows = {r["app_version_id"]: r for r in db.query(
+        "SELECT * FROM host_app_version WHERE host_id=%s", (host,))}
+    assert sorted(rows) == sorted([new, other_platform])      # "old" was taken over
+    assert rows[new]["consecutive_valid"] == 5 and rows[new]["max_jobs_per_day"] == 8
+    assert rows[new]["pfc_n"] == 6
+    assert rows[other_platform]["consecutive_valid"] == 1    # another platform: a new row
