@@ -286,7 +286,7 @@ class SubmitClient:
         shown = url.split("?", 1)[0]
         request = urllib.request.Request(url, data=data, headers=headers or {})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with _OPENER.open(request, timeout=self.timeout) as response:
                 body = response.read(max_bytes + 1)
                 if len(body) > max_bytes:
                     raise RpcTransportError(f"{what}: reply from {shown} is larger than "
@@ -294,6 +294,10 @@ class SubmitClient:
                 return body, response.headers
         except urllib.error.HTTPError as exc:
             exc.close()
+            if 300 <= exc.code < 400:
+                raise RpcTransportError(
+                    f"{what}: {shown} redirects to {exc.headers.get('Location')}; give the "
+                    f"project URL as it is served", retryable=False, status=exc.code) from None
             retryable = exc.code >= 500 or exc.code in (408, 429)
             hint = ""
             if exc.code == 404:
@@ -513,6 +517,19 @@ class SubmitClient:
                 return None
             raise
         return body
+
+
+class _NoPostRedirect(urllib.request.HTTPRedirectHandler):
+    """Follow redirects of GETs only: a redirected POST would arrive as a GET
+    without its request (urllib's rule), so it becomes an error that says where."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if req.data is not None:
+            return None
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_NoPostRedirect)
 
 
 def _multipart(fields: dict, files: Sequence[tuple]) -> tuple:

@@ -365,6 +365,10 @@ class RemoteBoincBackend(Backend):
                             f"{self.url} did not answer for {self.unreachable_timeout:g} s "
                             f"({exc}); the jobs may still run: reattach later with "
                             f"--batch {self.batch}"))
+                except Exception as exc:  # a bug must not leave futures waiting forever
+                    moved = 0
+                    log.exception("batch %s: collecting results failed", self.batch)
+                    self._fail_pending(exc)
                 interval = self.poll_interval if moved else \
                     min(interval * 1.5, self.max_poll_interval)
                 next_poll = time.monotonic() + interval

@@ -563,7 +563,19 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
+    def _moved(self) -> bool:
+        """/old/...: the project moved (as an http -> https redirect would)."""
+        if not self.path.startswith("/old/"):
+            return False
+        self.send_response(301)
+        self.send_header("Location", self.path[len("/old"):])
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return True
+
     def do_GET(self):
+        if self._moved():
+            return
         s = self.standin
         parsed = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(parsed.query))
@@ -594,6 +606,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(404, b"Not Found", "text/html")
 
     def do_POST(self):
+        if self._moved():
+            return
         s = self.standin
         path = urllib.parse.urlsplit(self.path).path
         length = int(self.headers.get("Content-Length") or 0)

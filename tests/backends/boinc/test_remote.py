@@ -312,6 +312,11 @@ def test_a_lost_create_batch_reply_makes_one_batch(world):
     assert len(batches(world)) == 1
 
 
+def test_a_redirected_project_url_is_a_clear_error(world):
+    with pytest.raises(RpcTransportError, match="redirects to"):
+        SubmitClient(world.url + "old/", world.auth, retries=0).ping()
+
+
 def test_unreachable_project_is_a_clear_error(world):
     world.standin.close()
     with pytest.raises(RpcTransportError, match="cannot reach|dropped"):
