@@ -96,3 +96,30 @@ def test_init_data_to_resources():
     assert r == resources.TaskResources(threads=1, gpu_type="NVIDIA", gpu_device=2)
     assert resources.from_init_data({"ncpus": 7.6, "gpu_type": "", "gpu_device_num": -1}) == \
         resources.TaskResources(threads=8)
+
+
+def test_boinc_local_runs_an_mt_version_with_this_machines_cpus(boinc_project, portable_runtime,
+                                                                launchers, tmp_path, monkeypatch):
+    """-i boinc-local -p PROJECT: the installed mt version gets what the project's spec gives
+    this machine (min(max_threads, CPUs)), through init_data.xml as under a client."""
+    import os
+
+    from boinc_pymw import Master
+    from boinc_pymw.boinc.app_install import install_app
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "pymw_mt_tasks.py").write_text(TASKS)
+    monkeypatch.syspath_prepend(str(code))
+    install_app(boinc_project, "mtapp", "1.0", code=[code / "pymw_mt_tasks.py"],
+                interpreter=portable_runtime, unsigned=True, plan_class="mt",
+                launchers={LINUX: launchers[LINUX]})
+    assert (Path(boinc_project.path) / "apps" / "mtapp" / "1.0" / f"{LINUX}__mt").is_dir()
+    import pymw_mt_tasks
+
+    with Master(interface="boinc-local", project=boinc_project.path, app="mtapp", workers=1,
+                quorum=1, client="builtin", workdir=str(tmp_path / "w"),
+                cache_dir=str(tmp_path / "cache")) as m:
+        seen = m.submit(pymw_mt_tasks.seen).result(timeout=600)
+    cpus = os.cpu_count()
+    assert seen["threads"] == min(cpus, 64) and seen["env"]["OMP_NUM_THREADS"] == str(min(cpus, 64))
