@@ -684,6 +684,9 @@ class RemoteBoincBackend(Backend):
         self._wake.set()
         if wait:
             self._thread.join()
+        elif cancel_futures:
+            # the aborts must reach the project even if this process ends now
+            self._flush_aborts()
 
     def status(self) -> dict:
         with self._lock:

@@ -389,6 +389,15 @@ def test_cancelling_a_future_aborts_its_job(world):
     assert masks["1"] & 16 and not masks["0"] & 16
 
 
+def test_shutdown_without_waiting_still_aborts_cancelled_jobs(world):
+    m = master(world, poll_interval=30.0)
+    futures = [m.submit(tasks.square, x) for x in range(2)]
+    wait_for(lambda: len(workunits(world)) == 2)
+    m.shutdown(wait=False, cancel_futures=True)
+    assert all(f.cancelled() for f in futures)
+    assert all(w["error_mask"] & 16 for w in workunits(world))
+
+
 # -- replies as 1.4.7 writes them ------------------------------------------------------------------
 def test_replies_with_1_4_7_quirks_parse():
     root = parse_reply("abort_jobs", b'<?xml version="1.0" encoding="ISO-8859-1" ?>\n'
