@@ -561,6 +561,8 @@ class MulticoreBackend(Backend):
                         f"(pid {worker.pid}): {type_name}: {message}")
         error = BrokenExecutor(self._broken)
         error.__cause__ = RemoteTraceback(tb_text)
+        for item in worker.in_flight:  # sent to it, never started: it ran no task
+            item.set_exception(error)
         self._fail_queued(error)
 
     def _take_results(self, worker: _Worker, body) -> None:
