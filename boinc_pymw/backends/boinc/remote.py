@@ -226,6 +226,9 @@ class RemoteBoincBackend(Backend):
             info = self._query_part(batch_name=part_name(name, len(parts)))
             if info is None:
                 break
+            if info.app_name != self.app_name:
+                raise SubmissionRefused(f"batch {info.name} on {self.url} runs app "
+                                        f"{info.app_name}, not {self.app_name}")
             part = _Part(len(parts), info.name, info.id, info.state)
             parts.append(part)
             for job in info.jobs:

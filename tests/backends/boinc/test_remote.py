@@ -355,6 +355,17 @@ def test_reattach_by_name_or_id_submits_nothing_again(world):
     with pytest.raises(Exception, match="differs from the job"):
         m3.submit(tasks.square, 10)
     m3.shutdown()
+    from boinc_pymw.boinc.testing import add_app
+    from boinc_pymw.templates import write_app_templates
+
+    other = add_app(world.project, "otherapp")
+    from boinc_pymw.local.simulate import add_app_version
+    add_app_version(world.project, other, 1)
+    write_app_templates(world.project, "otherapp", inputs=["input.json"],
+                        outputs=["output.json"])
+    grant(world.project.db, "scientist@example.org", ["otherapp"])
+    with pytest.raises(SubmissionRefused, match="runs app pymwapp, not otherapp"):
+        master(world, batch=name, app="otherapp")
 
 
 def test_an_output_that_is_not_json_is_a_clear_error(world):
