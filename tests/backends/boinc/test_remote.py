@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import threading
 import time
 import types
 import warnings
@@ -484,6 +483,26 @@ def test_command_line_options_choose_remote_mode():
 
 
 # -- commands --------------------------------------------------------------------------------------
+def test_submitters_rows_are_the_ones_boinc_checks(world):
+    from boinc_pymw.cli.submitters import revoke, submitters
+
+    db = world.project.db
+    grant(db, "scientist@example.org", [APP])                 # twice: one row
+    assert db.query("SELECT user_id, app_id, manage FROM user_submit_app") == [
+        {"user_id": 1, "app_id": world.app_id, "manage": 0}]
+    row = db.query_one("SELECT * FROM user_submit WHERE user_id=1")
+    assert (row["submit_all"], row["manage_all"], row["max_jobs_in_progress"]) == (0, 0, 0)
+    grant(db, "scientist@example.org")                        # every app
+    with pytest.raises(Exception, match="may submit to every app"):
+        revoke(db, "scientist@example.org", [APP])
+    assert submitters(db)[0]["apps"] == ["*"]
+    assert "may no longer submit" in revoke(db, "scientist@example.org")
+    assert db.query("SELECT * FROM user_submit_app") == [] and submitters(db) == []
+    with pytest.raises(Exception, match="no app named"):
+        grant(db, "scientist@example.org", ["nope"])
+    assert submitters(db) == []                               # nothing half-written
+
+
 def test_submitters_command(world, capsys):
     p = world.project.path
     assert cli_main(["submitters", "-p", p, "list"]) == 0
