@@ -1,5 +1,6 @@
 """Checks a remote Master makes before it submits anything.
 
+* the project's web RPCs answer (``ping``: the PHP reaches its database);
 * the account may submit to the app, and the app exists with templates
   (``get_templates``, which checks submit permissions as the PHP does);
 * the app has a current version (``apps.php?xml=1``);
@@ -99,6 +100,10 @@ def output_file_num(output_template) -> int:
 
 def check_app(client: SubmitClient, app: str) -> AppFacts:
     """Permissions, templates and a current version of ``app``; raises SubmissionRefused."""
+    try:
+        client.ping()                        # the web site and its database answer
+    except BoincRpcError as exc:
+        raise SubmissionRefused(f"{client.url} does not take requests now: {exc}") from None
     try:
         templates = client.get_templates(app)
     except BoincRpcError as exc:

@@ -243,6 +243,9 @@ def test_refused_before_anything_is_submitted(world):
     with pytest.raises(SubmissionRefused, match="has no app 'nosuchapp'"):
         master(world, authenticator=other, app="nosuchapp")
     assert "create_batch" not in world.standin.requests
+    world.standin.inject("ping", "error")
+    with pytest.raises(SubmissionRefused, match="does not take requests now.*injected"):
+        master(world)
 
 
 def not_shipped(x):
