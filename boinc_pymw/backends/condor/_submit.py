@@ -38,6 +38,7 @@ class JobSettings:
 
     python: str = "python3"           # bare name (found through /usr/bin/env) or absolute path
     code: Sequence[str] = ()          # files/dirs transferred and put on the worker's sys.path
+    data: Sequence[str] = ()          # PyMW data_files: transferred into the job's directory
     requirements: Optional[str] = None
     extra: dict = field(default_factory=dict)  # more submit commands, e.g. request_memory
 
@@ -74,7 +75,7 @@ def job_command(settings: JobSettings) -> tuple[str, list[str]]:
 def submit_description(batch_dir: Path, settings: JobSettings) -> str:
     """The submit file text for the batch in ``batch_dir`` (tasks.txt lists its jobs)."""
     executable, arguments = job_command(settings)
-    inputs = [INPUT] + [os.path.abspath(p) for p in settings.code]
+    inputs = [INPUT] + [os.path.abspath(p) for p in [*settings.data, *settings.code]]
     lines = [
         "# written by boinc_pymw (HTCondor back end); one job per work item",
         "universe = vanilla",

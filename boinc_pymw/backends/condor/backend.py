@@ -18,6 +18,7 @@ Tested without a pool (none can run where this was written): see README.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import os
 import tempfile
@@ -29,6 +30,7 @@ from typing import Any, Optional, Sequence
 
 from ...errors import BoincPymwError
 from ..base import Backend, WorkItem, run_chunk
+from ..task_directory import run_in_task_directory
 from ._outcome import CondorJobFailed
 
 DEFAULT_POLL = 5.0
@@ -53,11 +55,31 @@ def encode_item(item: WorkItem) -> dict:
     from ...worker.codec import encode_task, function_reference
     from . import _chunk
 
+    if item.fn is run_in_task_directory:  # its data files go by file transfer (data_paths)
+        fn, args, kwargs, _files = item.args
+        return encode_task(fn, args, kwargs)
     if item.fn is run_chunk:
         fn, chunk = item.args
         return encode_task(_chunk.REFERENCE,
                            [function_reference(fn), [list(args) for args in chunk]])
     return encode_task(item.fn, item.args, item.kwargs)
+
+
+def data_paths(item: WorkItem) -> tuple:
+    """The PyMW data files of ``item`` (Master.submit_task(data_files=...)):
+    HTCondor transfers them into the job's scratch directory, its current one."""
+    if item.fn is run_in_task_directory:
+        return tuple(f.path for f in item.args[3])
+    return ()
+
+
+def by_data_files(items: Sequence[WorkItem]) -> list:
+    """``[(data paths, items), ...]``: the jobs of one cluster share one
+    transfer_input_files, so items with other data files make other clusters."""
+    groups: dict = {}
+    for item in items:
+        groups.setdefault(data_paths(item), []).append(item)
+    return list(groups.items())
 
 
 def prepare_cluster(batch_dir: Path, items: Sequence[WorkItem], base, run: str):
@@ -86,6 +108,7 @@ class CondorBackend(Backend):
     """Runs each work item as an HTCondor job (see the module docstring)."""
 
     name = "condor"
+    data_files = "copy"  # by HTCondor's file transfer, from their paths here
 
     def __init__(self, workers: Optional[int] = None, *, directory: Optional[str] = None,
                  python: str = "python3", code: Sequence[str] = (),
@@ -181,12 +204,17 @@ class CondorBackend(Backend):
 
     # -- work ---------------------------------------------------------------
     def submit(self, items: Sequence[WorkItem]) -> None:
+        for data, group in by_data_files(items):
+            self._submit_cluster(group, data)
+
+    def _submit_cluster(self, items: Sequence[WorkItem], data: tuple) -> None:
+        settings = dataclasses.replace(self._settings, data=data) if data else self._settings
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot schedule new work after shutdown")
             batch_dir = self._root / f"batch_{next(self._batches)}"
         try:
-            jobs, text, itemdata = prepare_cluster(batch_dir, items, self._settings, self._run)
+            jobs, text, itemdata = prepare_cluster(batch_dir, items, settings, self._run)
             if not jobs:
                 return
             result = self._schedd.submit(self._htcondor.Submit(text), itemdata=iter(itemdata))
