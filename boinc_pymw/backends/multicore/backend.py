@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import functools
 import heapq
 import math
 import mmap
@@ -102,8 +103,14 @@ def _function_name(fn) -> str:
 
 
 def _function_key(fn) -> tuple:
-    """What run times are learnt by: the same function in every ``map``."""
-    return getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    """What run times are learnt by: the same function in every ``map``.
+    Its code's first line tells apart lambdas (all named ``<lambda>``), and
+    a ``functools.partial`` counts as the function it wraps."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    code = getattr(fn, "__code__", None)
+    return (getattr(fn, "__module__", None), getattr(fn, "__qualname__", None),
+            None if code is None else code.co_firstlineno)
 
 
 def _task_name(item: WorkItem) -> str:

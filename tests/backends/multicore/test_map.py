@@ -1,6 +1,7 @@
 """Multicore ``map``: the fast path is the default, and chunking never bends
 what a call sees (its argument, its timeout, the function as it was)."""
 
+import functools
 import itertools
 import os
 import time
@@ -101,6 +102,17 @@ def test_default_chunks_follow_what_the_back_end_measured(master):
     assert backend.map_chunksize(square, 10_000) > unmeasured
     assert list(master.map(nap, [0.01] * 4, chunksize=1)) == [0.01] * 4
     assert backend.map_chunksize(nap, 10_000) <= 2
+
+
+def test_each_lambda_and_partial_is_measured_on_its_own(master):
+    backend = master.backend
+    quick = lambda x: x  # noqa: E731
+    slow = lambda x: nap(x)  # noqa: E731  (same name, "<lambda>", other code)
+    assert list(master.map(quick, range(2000))) == list(range(2000))
+    assert backend.map_chunksize(quick, 10_000) > 1250
+    assert backend.map_chunksize(slow, 10_000) == 1250  # not measured yet
+    assert list(master.map(functools.partial(add, 1), range(2000))) == list(range(1, 2001))
+    assert backend.map_chunksize(functools.partial(nap), 10_000) == 1250
 
 
 def test_task_timeout_applies_to_each_call_of_a_chunk():
