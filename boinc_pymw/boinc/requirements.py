@@ -315,6 +315,28 @@ def _unpack_wheel(wheel: Path, tree: Path, owners: dict) -> None:
             os.chmod(dest, 0o755 if mode & 0o111 else 0o644)
 
 
+def _python311() -> Optional[str]:
+    """A CPython 3.11 to compile with (the runtimes' version: same bytecode magic)."""
+    if sys.version_info[:2] == PYTHON_VERSION:
+        return sys.executable
+    return shutil.which(f"python{PYTHON_VERSION[0]}.{PYTHON_VERSION[1]}")
+
+
+def precompile(tree: Path) -> None:
+    """Compile every .py of the tree to __pycache__ once, here: the runtime never writes
+    bytecode on volunteers' machines, so without it each task would compile numpy again.
+    Unchecked-hash pycs with tree-relative names keep the zip reproducible."""
+    python = _python311()
+    if python is None:
+        raise RequirementsError(f"no CPython {PYTHON_VERSION[0]}.{PYTHON_VERSION[1]} here to "
+                                "compile the packages with (Debian: apt-get install python3.11)")
+    proc = subprocess.run([python, "-m", "compileall", "-q", "-j", "0", "-s", str(tree), "-p", "",
+                           "--invalidation-mode", "unchecked-hash", str(tree)],
+                          capture_output=True, text=True)
+    if proc.returncode not in (0, 1):   # 1: some file did not compile (a test fixture): harmless
+        raise RequirementsError(f"compiling the packages failed: {proc.stderr[-1500:]}")
+
+
 def _top_level_modules(tree: Path) -> list[str]:
     from ..worker.packages import carried_modules
 
@@ -332,6 +354,7 @@ def pack_packages(platform: str, wheels: Sequence[tuple[LockedWheel, Path]], out
         owners: dict = {}
         for _, path in wheels:
             _unpack_wheel(path, tree, owners)
+        precompile(tree)
         modules = _top_level_modules(tree)
         clashing = [m for m in modules if is_standard_module(m)]
         if clashing:
