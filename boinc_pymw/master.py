@@ -183,6 +183,19 @@ class Master(Executor):
         at its place in the order: the results before it, even those of its
         own chunk, are yielded first."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        stream = getattr(self._backend, "map_stream", None)
+        if stream is not None and chunksize in (None, 1):
+            # A back end that streams (BOINC: a million calls) reads the
+            # iterables lazily and holds no future per call.
+            with self._lock:
+                if self._shutdown:
+                    raise RuntimeError("cannot schedule new futures after shutdown")
+                results = stream(fn, iterables, timeout=timeout)
+            if progress:
+                sizes = [len(it) for it in iterables if hasattr(it, "__len__")]
+                total = min(sizes) if len(sizes) == len(iterables) else None
+                return _progress.track(results, total, desc=getattr(fn, "__name__", "tasks"))
+            return results
         # One iterable (the usual case): no 1-tuples to build, pickle and unpack.
         one_arg = len(iterables) == 1
         calls = list(iterables[0]) if one_arg else list(zip(*iterables))

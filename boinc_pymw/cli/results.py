@@ -8,7 +8,8 @@ One line per finished workunit, in call order::
 ``ok: false`` is a task that raised, or a workunit that failed in BOINC
 (``"type": "WorkunitFailed"``, with BOINC's error in words). Pending
 workunits are left out (``--all`` lists them with ``"pending": true``).
-Results are read from the assimilator's results store as untrusted JSON.
+Results are read from the assimilator's results store as untrusted JSON;
+workunits whose rows BOINC's db_purge removed are listed from the store.
 
 ``--workdir DIR`` reads a local debug run (``-i boinc-local``) instead of a
 project.
@@ -96,7 +97,7 @@ def run(args) -> int:
                              batch_group(LOCAL_BATCH_ID))
         names = _local_names(workdir, args.batch)
     else:
-        from ..backends.boinc.results_store import default_store_dir
+        from ..backends.boinc.results_store import configured_store_dir
         from ..backends.boinc import find_batch
         from ..boinc.project import Project
 
@@ -107,11 +108,15 @@ def run(args) -> int:
                 raise BoincPymwError(f"no batch named {args.batch!r} in database "
                                      f"{project.config.db_name!r}")
             rows = project.db.query("SELECT name FROM workunit WHERE batch=%s", (batch["id"],))
+            app = project.db.query_one("SELECT name FROM app WHERE id=%s", (batch["app_id"],))
         finally:
             project.close()
-        names = sorted((r["name"] for r in rows), key=lambda n: _index(n, args.batch))
-        store = ResultsStore(args.results_dir or default_store_dir(project, batch["app_id"]),
-                             batch_group(batch["id"]))
+        directory = args.results_dir or configured_store_dir(
+            project, app["name"] if app else "")[0]
+        store = ResultsStore(directory, batch_group(batch["id"]))
+        # rows removed by db_purge leave their records in the store: list both
+        names = sorted({r["name"] for r in rows} | set(store.names()),
+                       key=lambda n: _index(n, args.batch))
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         for name in names:

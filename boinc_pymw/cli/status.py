@@ -1,8 +1,12 @@
 """``boinc_pymw status [--batch B]``: batches of Master runs and how far they are.
 
 One line per batch (workunits done, failed, pending; results sent and
-waiting), from the project database. With ``--batch`` only that batch, plus
-a line per workunit state so a stuck batch shows where it is stuck.
+waiting), from the project database; workunits whose rows BOINC's db_purge
+removed are counted from the results store. A batch whose workunits are all
+assimilated is marked complete first, as BOINC's own batch pages do
+(``get_batch_params``). Then each daemon of the batches' apps (config.xml
+entries given ``--app``), running or not. With ``--batch`` only that batch,
+plus a line per workunit state so a stuck batch shows where it is stuck.
 """
 
 from __future__ import annotations
@@ -52,8 +56,55 @@ def batch_summaries(db, batch: str | None = None) -> list[dict]:
     for row in rows:
         for key in ("workunits", "done", "failed", "validated"):
             row[key] = int(row[key] or 0)
+        row["purged"] = max(0, int(row["njobs"] or 0) - row["workunits"])
         row["pending"] = row["workunits"] - row["done"] - row["failed"]
     return rows
+
+
+def count_purged(db, project, row: dict) -> None:
+    """Add the batch's workunits that db_purge removed to done/failed, from the
+    results store (a purged workunit was assimilated, so it has a record)."""
+    from ..backends.boinc.results_store import ResultsStore, batch_group, configured_store_dir
+
+    if not row["purged"]:
+        return
+    store = ResultsStore(configured_store_dir(project, row["app"])[0], batch_group(row["id"]))
+    present = {r["name"] for r in db.query("SELECT name FROM workunit WHERE batch=%s",
+                                           (row["id"],))}
+    done = failed = 0
+    for name in store.names():
+        if name in present:
+            continue
+        try:
+            record = store.record(name)
+        except Exception:  # noqa: BLE001 - an unusable record is a failed call
+            record = None
+        if record is not None and record.get("status") == "done":
+            done += 1
+        else:
+            failed += 1
+    row["done"] += done
+    row["failed"] += failed
+    row["workunits"] += done + failed
+    row["purged_unknown"] = row["purged"] - done - failed
+
+
+def daemon_lines(project, apps) -> list[str]:
+    """One line per daemon of each app: running or not (see daemon_watch)."""
+    from ..backends.boinc.daemon_watch import app_daemons
+
+    lines = []
+    for app in apps:
+        states = app_daemons(project, app, lines=3)
+        if not states:
+            lines.append(f"app {app}: config.xml lists no daemon for it (a validator and "
+                         f"the result_store assimilator are needed)")
+            continue
+        for state in states:
+            lines.append(f"app {app}: {state.program} {state.state}")
+            if state.running is False and not state.disabled:
+                lines += [f"    {line}" for line in state.last_lines]
+    return lines
 
 
 def format_table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
@@ -69,16 +120,22 @@ def run(args) -> int:
         from ._remote_status import run_remote
 
         return run_remote(args)
+    from ..backends.boinc.server import BATCH_STATE_IN_PROGRESS, update_batch_state
     from ..boinc.project import Project
     from ..errors import BoincPymwError
 
     project = Project(args.project)
     try:
-        rows = batch_summaries(project.db, args.batch)
+        db = project.db
+        rows = batch_summaries(db, args.batch)
         if args.batch is not None and not rows:
             raise BoincPymwError(f"no batch named {args.batch!r} in database "
                                  f"{project.config.db_name!r}")
         for row in rows:
+            if row["state"] == BATCH_STATE_IN_PROGRESS:
+                row["state"] = update_batch_state(db, row["id"])["state"]
+            count_purged(db, project, row)
+            row["pending"] = row["workunits"] - row["done"] - row["failed"]
             row["state"] = BATCH_STATES.get(row["state"], str(row["state"]))
             row["created"] = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["create_time"]))
             total = row["workunits"] or 1
@@ -89,11 +146,16 @@ def run(args) -> int:
                                   ("pending", "pending"), ("progress", "progress")]))
         if args.batch is not None:
             for row in rows:
-                res = project.db.query_one(RESULTS_SQL, (row["id"],))
+                res = db.query_one(RESULTS_SQL, (row["id"],))
+                purged = f", {row['purged']} purged by db_purge" if row["purged"] else ""
                 print(f"\nbatch {row['name']} (id {row['id']}): {row['validated']} workunits "
                       f"validated, waiting for the assimilator; results: "
                       f"{int(res['unsent'])} unsent, {int(res['in_progress'])} in progress, "
-                      f"{int(res['reported'])} reported, {int(res['errors'])} errors")
+                      f"{int(res['reported'])} reported, {int(res['errors'])} errors{purged}")
+        apps = sorted({row["app"] for row in rows if row["app"] != "?"})
+        if apps:
+            print("\ndaemons:")
+            print("\n".join(daemon_lines(project, apps)))
     finally:
         project.close()
     return 0

@@ -3,7 +3,8 @@
 Layout and record format are that module's contract (see its docstring)::
 
     <store>/<group>/<wu_name>.json          the record ("status": "done" | "error")
-    <store>/<group>/<wu_name>/<open_name>   the canonical output files
+    <store>/<group>/<wu_name>/<open_name>   the canonical output files (or their
+                                            text inline in the record: "inline")
 
 ``<group>`` is ``batch_<id>`` for workunits of a batch. Everything read here
 came from a volunteer in the end: files are read with a size limit, parsed
@@ -32,12 +33,45 @@ def default_store_dir(project, app_name: str) -> str:
     return os.path.join(project.path, "results_store")
 
 
+def _option(words: list, name: str) -> Optional[str]:
+    """The value of ``--name``/``-name`` (``X`` or ``=X``) in a daemon command."""
+    for i, word in enumerate(words):
+        for prefix in (f"--{name}", f"-{name}"):
+            if word == prefix and i + 1 < len(words):
+                return words[i + 1]
+            if word.startswith(prefix + "="):
+                return word[len(prefix) + 1:]
+    return None
+
+
+def configured_store_dir(project, app_name: str) -> tuple[Path, bool]:
+    """(store directory, True) from the ``--store`` of the app's result-store
+    assimilator in config.xml, or (that assimilator's default, False) when
+    config.xml lists none for the app."""
+    import shlex
+
+    for daemon in getattr(project.config, "daemons", ()):
+        try:
+            words = shlex.split(daemon.cmd)
+        except ValueError:
+            continue
+        if not words or "result_store" not in os.path.basename(words[0]) or daemon.disabled:
+            continue
+        if _option(words, "app") != app_name:
+            continue
+        store = _option(words, "store")
+        if store:
+            return (Path(store) if os.path.isabs(store) else Path(project.path) / store), True
+        return Path(default_store_dir(project, app_name)), True
+    return Path(default_store_dir(project, app_name)), False
+
+
 def batch_group(batch_id: int) -> str:
     """The store group of a batch's workunits (daemons/result_store.group_name)."""
     return f"batch_{int(batch_id)}" if batch_id else ""
 
 
-def _read_limited(path: Path, max_bytes: int) -> bytes:
+def _read_limited(path, max_bytes: int) -> bytes:
     with open(path, "rb") as fh:
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:
@@ -52,11 +86,11 @@ def _parse_json(data: bytes, what: str) -> Any:
         raise StoreError(f"{what} is not valid JSON: {exc}") from None
 
 
-def read_record(group_dir: Path, wu_name: str, max_bytes: int) -> Optional[dict]:
+def read_record(group_dir, wu_name: str, max_bytes: int) -> Optional[dict]:
     """The record of ``wu_name`` (None while there is none)."""
-    if not wu_name or "/" in wu_name or wu_name.startswith("."):
+    if not wu_name or "/" in wu_name or "\0" in wu_name or wu_name.startswith("."):
         raise StoreError(f"bad workunit name {wu_name!r}")
-    path = Path(group_dir) / f"{wu_name}.json"
+    path = os.path.join(group_dir, wu_name + ".json")
     try:
         data = _read_limited(path, max_bytes)
     except FileNotFoundError:
@@ -107,19 +141,43 @@ def output_entry(record: dict) -> dict:
     raise StoreError(f"record of {record.get('wu_name')} has no {OUTPUT_OPEN_NAME} output")
 
 
+def _relative_path_ok(relative: str) -> bool:
+    parts = relative.split("/")
+    return not relative.startswith("/") and "\0" not in relative and \
+        all(p not in ("", ".", "..") for p in parts)
+
+
 def record_output(record: dict, max_bytes: int = 16 * 1024 * 1024) -> Any:
-    """The worker's output document (parsed JSON) of a "done" record."""
+    """The worker's output document (parsed JSON) of a "done" record.
+
+    An output is either inline in the record (``"inline"``: its text, for
+    small outputs) or a file named relative to the group folder, which must
+    stay inside it: no absolute path, no ``..``, no symlink as the last part.
+    """
     entry = output_entry(record)
+    what = f"output of workunit {record.get('wu_name')}"
+    inline = entry.get("inline")
+    if isinstance(inline, str):
+        if len(inline) > max_bytes:
+            raise StoreError(f"{what} is larger than {max_bytes} bytes")
+        return _parse_json(inline.encode("utf-8", "surrogatepass"), what)
     relative = entry.get("file")
     if not isinstance(relative, str) or not relative:
         raise StoreError(f"workunit {record.get('wu_name')}: its output file is missing")
-    group_dir = Path(record["_group_dir"]).resolve()
-    path = (group_dir / relative).resolve()
-    if group_dir not in path.parents:
+    if not _relative_path_ok(relative):
         raise StoreError(f"workunit {record.get('wu_name')}: output path {relative!r} "
                          f"leaves the results store")
-    return _parse_json(_read_limited(path, max_bytes),
-                       f"output of workunit {record.get('wu_name')}")
+    path = os.path.join(record["_group_dir"], relative)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise StoreError(f"workunit {record.get('wu_name')}: cannot open its output "
+                         f"{path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise StoreError(f"{path} is larger than {max_bytes} bytes")
+    return _parse_json(data, what)
 
 
 #: largest results-store record read back (volunteer data: never trusted)
@@ -137,9 +195,10 @@ class ResultsStore:
     def __init__(self, directory: Path | str, group: str):
         self.directory = Path(directory)
         self.group_dir = self.directory / group
+        self._group = str(self.group_dir)
 
     def record(self, wu_name: str) -> Optional[dict]:
-        return read_record(self.group_dir, wu_name, MAX_RECORD_BYTES)
+        return read_record(self._group, wu_name, MAX_RECORD_BYTES)
 
     def names(self) -> list[str]:
         return list_records(self.group_dir)

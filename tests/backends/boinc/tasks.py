@@ -41,3 +41,15 @@ def logged_square(log_dir, x, delay=0.0):
     with open(os.path.join(log_dir, f"{x}.{os.getpid()}"), "w"):
         pass
     return x * x
+
+
+def raises_if_odd(x):
+    if x % 2:
+        raise ValueError(f"odd {x}")
+    return x
+
+
+def square_or_raise(x):
+    if not isinstance(x, (int, float)):
+        raise ValueError(f"{x!r} is not a number")
+    return x * x

@@ -1,0 +1,97 @@
+"""BOINC's server and volunteers at a fixed rate, for the back end's big tests and benchmark.
+
+``SimulatedServer.finish(n)`` does, for the n oldest unfinished workunits of
+an app, what the transitioner, scheduler, volunteers and validator would:
+one result per workunit, reported and valid, its output (the worker's JSON
+document for the call the input names, computed here) in the upload
+hierarchy, the canonical result set and the workunit READY to assimilate;
+then the real result-store assimilator runs one pass over them. Rows go in
+with multi-row statements, so thousands of workunits per second are
+possible; the assimilator is the real one, so the Master reads what it
+would read in a project.
+
+The input's function is imported and called here: this is test code
+running the test suite's own task functions, never volunteers' data.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+import traceback
+
+from boinc_pymw.boinc.output_files import parse_file_refs
+from boinc_pymw.boinc.states import AssimilateState, ClientState, Outcome, ServerState, \
+    ValidateState
+from boinc_pymw.daemons.result_store import ResultStoreAssimilator
+from boinc_pymw.local.simulate import result_row
+
+
+def compute(document: dict) -> bytes:
+    """The worker output for one job document (ok/value or ok=false/error)."""
+    module, _, name = document["function"].partition(":")
+    fn = importlib.import_module(module)
+    for part in name.split("."):
+        fn = getattr(fn, part)
+    try:
+        out = {"ok": True, "value": fn(*document.get("args", ()), **document.get("kwargs", {}))}
+    except Exception as exc:  # noqa: BLE001 - the task's error goes in its output
+        out = {"ok": False, "error": {"type": type(exc).__name__, "message": str(exc),
+                                      "traceback": traceback.format_exc()}}
+    return json.dumps(out).encode()
+
+
+class SimulatedServer:
+    def __init__(self, project, app_name: str, app_id: int, store: str | None = None):
+        self.project = project
+        self.db = project.db
+        self.app_id = app_id
+        argv = ["--app", app_name, "--one_pass"] + (["--store", str(store)] if store else [])
+        self.assimilator = ResultStoreAssimilator(ResultStoreAssimilator.parse_args(argv),
+                                                  project=project)
+        self.assimilator.app = self.assimilator.lookup_app()
+        self.finished = 0
+
+    def finish(self, limit: int) -> int:
+        """Finish up to ``limit`` workunits (oldest first); returns how many."""
+        db = self.db
+        wus = db.query("SELECT id, name, appid, batch FROM workunit WHERE appid=%s AND "
+                       "assimilate_state=%s AND canonical_resultid=0 AND error_mask=0 "
+                       "ORDER BY id LIMIT %s", (self.app_id, int(AssimilateState.INIT), limit))
+        if not wus:
+            return 0
+        now = int(time.time())
+        rows = [result_row(wu, 0, server_state=int(ServerState.OVER),
+                           outcome=int(Outcome.SUCCESS),
+                           client_state=int(ClientState.FILES_UPLOADED), sent_time=now,
+                           received_time=now, validate_state=int(ValidateState.VALID))
+                for wu in wus]
+        db.insert_many("result", rows)
+        ids = [wu["id"] for wu in wus]
+        marks = ", ".join(["%s"] * len(ids))
+        results = db.query(f"SELECT id, workunitid, xml_doc_in FROM result "
+                           f"WHERE workunitid IN ({marks})", tuple(ids))
+        by_wu = {wu["id"]: wu for wu in wus}
+        updates = []
+        for r in results:
+            wu = by_wu[r["workunitid"]]
+            with open(self.project.download_path(f"{wu['name']}.json"), "rb") as f:
+                output = compute(json.loads(f.read()))
+            for ref in parse_file_refs(r["xml_doc_in"]):
+                with open(self.project.upload_path(ref["name"], create=True), "wb") as f:
+                    f.write(output)
+            updates.append((r["id"], int(AssimilateState.READY), r["workunitid"]))
+        db.executemany("UPDATE workunit SET canonical_resultid=%s, assimilate_state=%s "
+                       "WHERE id=%s", updates)
+        self.assimilator.do_pass()
+        self.finished += len(wus)
+        return len(wus)
+
+    def finish_all(self) -> int:
+        total = 0
+        while True:
+            n = self.finish(1000)
+            if not n:
+                return total
+            total += n
