@@ -87,21 +87,60 @@ def _checkpoint_context():
     return task_context
 
 
+class _CountingPolicy:
+    """The checkpoint policy of a worker's tasks, counting their
+    ``checkpoint()`` calls: a call that made none left no checkpoint behind."""
+
+    def __init__(self, policy):
+        self.policy = policy
+        self.touches = 0
+
+    def due(self) -> bool:
+        self.touches += 1
+        return self.policy.due()
+
+    def saved(self) -> None:
+        self.touches += 1
+        self.policy.saved()
+
+    def fraction_done(self, fraction: float) -> None:
+        self.policy.fraction_done(fraction)
+
+
 def _enter_checkpoint_directory(stack: contextlib.ExitStack, root: str):
     """Give this worker's tasks their own checkpoint directory.
 
     Tasks in one worker run one after another, so one directory per worker,
-    emptied after each task, keeps every task's checkpoints apart without a
-    directory (and its system calls) per task. Returns the checkpoint file to
-    remove after each task, or None without the checkpoint module. A
-    multicore task is never resumed (a lost worker fails it), so nothing
-    older than the running task is worth keeping.
+    emptied after each task that checkpointed, keeps every task's checkpoints
+    apart without a directory (and its system calls) per task. Returns the
+    checkpoint file and the :class:`_CountingPolicy` that tells whether to
+    remove it, or ``(None, None)`` without the checkpoint module. A multicore
+    task is never resumed (a lost worker fails it), so nothing older than the
+    running task is worth keeping.
     """
     task_context = _checkpoint_context()
     if task_context is None:
-        return None
+        return None, None
     context = stack.enter_context(task_context(os.path.join(root, f"worker-{os.getpid()}")))
-    return str(getattr(context, "path", "")) or None
+    path = str(getattr(context, "path", "")) or None
+    if path is None or not hasattr(context, "policy"):
+        return None, None
+    context.policy = _CountingPolicy(context.policy)
+    return path, context.policy
+
+
+def _own_checkpoints(fn, policy: _CountingPolicy, path: str):
+    """``fn``, removing after each call the checkpoint it saved, so that the
+    next call of the same ``map`` chunk starts afresh, like a task of its own."""
+    def call(*args):
+        touches = policy.touches
+        try:
+            return fn(*args)
+        finally:
+            if policy.touches != touches:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+    return call
 
 
 class Worker:
@@ -114,6 +153,10 @@ class Worker:
         self.blobs: list = []
         self.pending_bytes = 0
         self.checkpoint_file = None
+        self.checkpoint_policy: "_CountingPolicy | None" = None
+        #: function blobs whose map chunks made no checkpoint() call: their
+        #: later chunks run without a per-call clean-up
+        self.no_checkpoints: set = set()
         self._contexts = contextlib.ExitStack()
 
     def flush(self) -> None:
@@ -127,7 +170,7 @@ class Worker:
         raised (the master has been told why, and this worker must exit)."""
         sys.path[:] = settings["sys_path"]
         if settings.get("checkpoint_root"):
-            self.checkpoint_file = _enter_checkpoint_directory(
+            self.checkpoint_file, self.checkpoint_policy = _enter_checkpoint_directory(
                 self._contexts, settings["checkpoint_root"])
         if settings.get("initializer") is not None:
             try:
@@ -150,6 +193,7 @@ class Worker:
             except BaseException as exc:  # e.g. the function's module is missing here
                 functions.append((False, exc))
         last_flush = time.perf_counter()
+        policy = self.checkpoint_policy
         payload = iter(blobs[fn_count:])
         for task_id, fn_index, flags, raw_count in tasks:
             blob = next(payload)
@@ -160,6 +204,7 @@ class Worker:
             if flags & wire.TIMED:
                 wire.write_all(self.result_fd, [wire.frame(
                     wire.STARTED, pickle.dumps((task_id, time.monotonic())))])
+            touches = 0 if policy is None else policy.touches
             try:
                 loaded, fn = functions[fn_index]
                 if not loaded:
@@ -167,7 +212,7 @@ class Worker:
                 if flags & wire.CHUNK:
                     if flags & wire.TIMED:
                         fn = _stamping_calls(fn, self.started)
-                    value = run_chunk(fn, pickle.loads(blob))
+                    value = self.run_chunk(fn, blobs[fn_index], pickle.loads(blob))
                 else:
                     args, kwargs = pickle.loads(blob)
                     if raws:
@@ -178,7 +223,7 @@ class Worker:
             except BaseException as exc:
                 ok, value = False, exc
             ended = time.perf_counter()
-            if self.checkpoint_file:
+            if policy is not None and policy.touches != touches:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.checkpoint_file)
             raw = False
@@ -204,6 +249,24 @@ class Worker:
                 self.flush()
                 last_flush = time.perf_counter()
         self.flush()
+
+    def run_chunk(self, fn, fn_blob, calls) -> list:
+        """Run a ``map`` chunk. Until the function has shown that it makes no
+        checkpoint() calls, each call's checkpoint is removed before the next
+        call, which would restore it otherwise."""
+        policy = self.checkpoint_policy
+        if policy is None:
+            return run_chunk(fn, calls)
+        key = bytes(fn_blob)
+        if key in self.no_checkpoints:
+            return run_chunk(fn, calls)
+        touches = policy.touches
+        results = run_chunk(_own_checkpoints(fn, policy, self.checkpoint_file), calls)
+        if policy.touches == touches:
+            if len(self.no_checkpoints) >= 256:
+                self.no_checkpoints.clear()
+            self.no_checkpoints.add(key)
+        return results
 
     def serve(self) -> int:
         while True:

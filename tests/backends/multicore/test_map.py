@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+import boinc_pymw
 from boinc_pymw import Master
 from boinc_pymw.backends.multicore import backend as multicore
 from boinc_pymw.errors import TaskTimeout
@@ -158,6 +159,22 @@ def test_the_function_is_pickled_once_per_map(master, chunksize):
     got = list(master.map(CountsItsPickling(), range(200), chunksize=chunksize))
     assert got == [-x for x in range(200)]
     assert CountsItsPickling.pickled == 1
+
+
+def fresh_start(state):
+    """What a task restores when it starts (its own checkpoint only), then
+    a checkpoint of its own."""
+    before = boinc_pymw.restore(default="nothing")
+    boinc_pymw.checkpoint(state, force=True)
+    return before
+
+
+@pytest.mark.parametrize("chunksize", [None, 5])
+def test_calls_of_a_chunk_never_restore_each_others_checkpoints(master, chunksize):
+    states = [{"step": i} for i in range(20)]
+    assert list(master.map(fresh_start, states, chunksize=chunksize)) == ["nothing"] * 20
+    # again, now that the workers have seen the function
+    assert list(master.map(fresh_start, states, chunksize=chunksize)) == ["nothing"] * 20
 
 
 def frozen_objects(_=None):
