@@ -163,6 +163,7 @@ class RemoteBoincBackend(Backend):
                                         download_url) if check_entry_points else None
 
         self._lock = threading.Lock()
+        self._send_lock = threading.Lock()     # held while calls are being submitted
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._closed = False
@@ -389,6 +390,10 @@ class RemoteBoincBackend(Backend):
 
     # sending -------------------------------------------------------------------------------------
     def _send_due(self) -> None:
+        with self._send_lock:
+            self._send_due_locked()
+
+    def _send_due_locked(self) -> None:
         now = time.monotonic()
         with self._lock:
             if not self._unsent or (now < self._send_after and not self._stop.is_set()):
@@ -679,17 +684,18 @@ class RemoteBoincBackend(Backend):
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         self._closed = True
         if cancel_futures:
-            with self._lock:
-                items = [c.item for c in list(self._pending.values()) + self._unsent]
-            for item in items:
-                item.future.cancel()
+            # calls whose submission is on its way are listed once it ends: wait for it
+            with self._send_lock:
+                with self._lock:
+                    items = [c.item for c in list(self._pending.values()) + self._unsent]
+                for item in items:
+                    item.future.cancel()
+                if not wait:     # the aborts must reach the project even if we exit now
+                    self._flush_aborts()
         self._stop.set()
         self._wake.set()
         if wait:
             self._thread.join()
-        elif cancel_futures:
-            # the aborts must reach the project even if this process ends now
-            self._flush_aborts()
 
     def status(self) -> dict:
         with self._lock:
