@@ -329,15 +329,16 @@ class RemoteBoincBackend(Backend):
 
     def cancel_batch(self) -> None:
         """Abort every job of the batch (all parts); pending futures are cancelled."""
-        with self._lock:
-            items = [c.item for c in list(self._pending.values()) + self._unsent]
-        for item in items:
-            item.future.cancel()
-        for part in self.parts:
-            self.client.abort_batch(part.id)
-        with self._lock:
-            self._settled.update(name for name, _id, _part in self._existing.values())
-            self._abort.clear()
+        with self._send_lock:          # no submission half-way while the batch is aborted
+            with self._lock:
+                items = [c.item for c in list(self._pending.values()) + self._unsent]
+            for item in items:
+                item.future.cancel()
+            for part in list(self.parts):
+                self.client.abort_batch(part.id)
+            with self._lock:
+                self._settled.update(name for name, _id, _part in self._existing.values())
+                self._abort.clear()
 
     # -- the sender and poller thread ------------------------------------------------------------
     def _loop(self) -> None:

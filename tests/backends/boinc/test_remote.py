@@ -402,6 +402,18 @@ def test_cancelling_a_future_aborts_its_job(world):
     assert masks["1"] & 16 and not masks["0"] & 16
 
 
+def test_cancel_batch_aborts_every_part(world):
+    m = master(world, part_max_jobs=1, submit_delay=0.3)
+    futures = [m.submit(tasks.square, x) for x in range(2)]
+    wait_for(lambda: len(workunits(world)) == 2)
+    m.backend.cancel_batch()
+    assert all(f.cancelled() for f in futures)
+    assert [b["state"] for b in batches(world)] == [3, 3]             # aborted
+    assert all(w["error_mask"] & 16 for w in workunits(world))
+    m.shutdown()
+    assert [b["state"] for b in batches(world)] == [4, 4]             # then retired
+
+
 def test_shutdown_without_waiting_still_aborts_cancelled_jobs(world):
     m = master(world, poll_interval=30.0)
     futures = [m.submit(tasks.square, x) for x in range(2)]
