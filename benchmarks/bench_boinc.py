@@ -10,9 +10,20 @@
            (slot set-up, launcher, portable interpreter start, boinc_finish's
            2 s, validator, assimilator)
 
+  scale    issue #19's workload: a real ``Master(interface="boinc")`` doing
+           ``map(square, range(N))`` (poll interval 5 s) while a simulated
+           server (tests/backends/boinc/sim_server.py, in its own process)
+           finishes workunits at a fixed rate through the real result-store
+           assimilator; prints the issue's table (creation rate below the
+           high-water mark, Master peak RSS, one poll, SQL per poll, delay
+           from assimilation to result, collector completions/s), then a
+           reattach of the finished batch and the files left per call.
+           The peer is the server itself: the Master should keep up with it.
+
 Needs MariaDB at 127.0.0.1 (scripts/setup.sh). ``--quick`` uses tiny sizes.
 
     .venv/bin/python benchmarks/bench_boinc.py
+    .venv/bin/python benchmarks/bench_boinc.py --scale 100000 [--rate 1000]
 """
 
 from __future__ import annotations
@@ -75,11 +86,164 @@ def bench_local(n: int, work: str) -> None:
               f"{multicore * 1000:6.1f} ms/call, ratio {local / multicore:8.0f}x")
 
 
+def serve(project_dir: str, app: str, rate: float, stop_file: str) -> None:
+    """The simulated server process: finish ``rate`` workunits per second."""
+    from backends.boinc.sim_server import SimulatedServer
+    from boinc_pymw.boinc.project import Project
+
+    project = Project(project_dir)
+    server = SimulatedServer(project, app, project.app(app)["id"])
+    t0 = time.monotonic()
+    while not os.path.exists(stop_file):
+        due = int(rate * (time.monotonic() - t0)) - server.finished
+        if due <= 0 or not server.finish(min(due, 2000)):
+            time.sleep(0.02)
+    print(f"server  finished {server.finished} workunits in "
+          f"{time.monotonic() - t0:.1f} s", flush=True)
+
+
+class _CountingDb:
+    """The collector's database, counting statements."""
+
+    def __init__(self, db):
+        self._db, self.statements = db, 0
+
+    def query(self, *a, **k):
+        self.statements += 1
+        return self._db.query(*a, **k)
+
+    def query_one(self, *a, **k):
+        self.statements += 1
+        return self._db.query_one(*a, **k)
+
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
+
+def bench_scale(n: int, rate: float, poll: float, work: str) -> None:
+    import resource
+    import statistics
+    import subprocess
+
+    from boinc_pymw.boinc.testing import add_app, make_project
+    from boinc_pymw.templates import write_app_templates
+
+    project = make_project(os.path.join(work, "scale"), f"pymw_bench_{os.getpid()}",
+                           daemons=["result_store_assimilator --app simapp"])
+    stop_file = os.path.join(work, "stop_server")
+    server = None
+    try:
+        add_app(project, "simapp")
+        write_app_templates(project, "simapp", inputs=["input.json"], outputs=["output.json"])
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        master = Master(interface="boinc", project=project.path, app="simapp", batch="scale",
+                        poll_interval=poll)
+        backend = master.backend
+        polls, busy, delays = [], [], []
+        collect_once, complete, read = backend.collect_once, backend._complete, \
+            backend.store.record
+
+        def timed_collect(db):
+            counting = _CountingDb(db)
+            t = time.perf_counter()
+            done = collect_once(counting)
+            polls.append((time.perf_counter() - t, counting.statements, done))
+            return done
+
+        def timed_complete(db, ids):
+            t = time.perf_counter()
+            done = complete(db, ids)
+            busy.append((time.perf_counter() - t, done))
+            return done
+
+        def timed_read(name):
+            record = read(name)
+            if record is not None:
+                delays.append(time.time() - float(record.get("assimilated_time") or 0))
+            return record
+
+        backend.collect_once, backend._complete, backend.store.record = \
+            timed_collect, timed_complete, timed_read
+        server = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve",
+                                   project.path, "simapp", str(rate), stop_file])
+        t0 = time.perf_counter()
+        results = master.map(tasks.square, range(n))
+        first_fill = None
+        total = 0
+        for i, value in enumerate(results):
+            total += value
+            if first_fill is None and backend._created >= min(n, backend.high_water):
+                first_fill = time.perf_counter() - t0
+        elapsed = time.perf_counter() - t0
+        assert total == sum(x * x for x in range(n))
+        master.shutdown()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        open(stop_file, "w").close()
+        server.wait(60)
+        server = None
+        created = min(n, backend.high_water)
+        busy_time = sum(b for b, _ in busy)
+        done_polls = [p for p in polls if p[2]]
+        print(f"scale   N={n:,} rate={rate:.0f}/s poll={poll:g}s high_water="
+              f"{backend.high_water:,}: all results in {elapsed:.1f} s "
+              f"(ideal {n / rate:.1f} s)")
+        print("| N | create rate (first high-water fill) | Master peak RSS | one poll "
+              "(median / max) | SQL per poll (median / max) | completion delay max (p99) | "
+              "collector completions/s |")
+        print("|---|---|---|---|---|---|---|")
+        print(f"| {n:,} | {created / (first_fill or elapsed):,.0f}/s "
+              f"(server-bound: {created:,} in {first_fill or elapsed:.1f} s) | "
+              f"{peak:,.0f} MB (before Master {rss0:,.0f} MB) | "
+              f"{statistics.median(p[0] for p in done_polls) * 1000:.0f} / "
+              f"{max(p[0] for p in done_polls) * 1000:.0f} ms | "
+              f"{statistics.median(p[1] for p in done_polls):.0f} / "
+              f"{max(p[1] for p in done_polls)} | {max(delays):.1f} s "
+              f"({sorted(delays)[int(len(delays) * 0.99)]:.1f} s) | "
+              f"{sum(d for _, d in busy) / busy_time:,.0f} |")
+        # reattach to the finished batch: every call comes back from the store
+        t0 = time.perf_counter()
+        with Master(interface="boinc", project=project.path, app="simapp", batch="scale",
+                    poll_interval=poll) as again:
+            results = again.map(tasks.square, range(n))
+            next(results)
+            first = time.perf_counter() - t0
+            rest = sum(1 for _ in results) + 1
+        print(f"reattach {n:,} finished calls: first result after {first:.1f} s, "
+              f"all {rest:,} after {time.perf_counter() - t0:.1f} s")
+        files = 0
+        for sub in ("download", "upload", "results_store"):
+            for _root, _dirs, names in os.walk(os.path.join(project.path, sub)):
+                files += len(names) + len(_dirs)
+        print(f"files   {files / n:.2f} files or folders per call on the project's disk "
+              f"(download, upload, results_store; before the file_deleter)")
+    finally:
+        if server is not None:
+            open(stop_file, "w").close()
+            server.wait(60)
+        project.drop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--scale", type=int, metavar="N",
+                        help="only the scale mode, with N calls (issue #19: 100000, 1000000)")
+    parser.add_argument("--rate", type=float, default=1000.0,
+                        help="scale mode: workunits the simulated server finishes per second")
+    parser.add_argument("--poll", type=float, default=5.0, help="scale mode: poll interval")
+    parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        project_dir, app, rate, stop_file = args.serve
+        serve(project_dir, app, float(rate), stop_file)
+        return 0
     work = tempfile.mkdtemp(prefix="bench_boinc_")
+    if args.scale:
+        try:
+            bench_scale(args.scale, args.rate, args.poll, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return 0
     try:
         bench_submit(50 if args.quick else 2000, work)
         # warm the launcher/runtime cache so build time is not counted

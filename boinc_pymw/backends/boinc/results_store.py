@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any, Optional
 
@@ -71,12 +72,40 @@ def batch_group(batch_id: int) -> str:
     return f"batch_{int(batch_id)}" if batch_id else ""
 
 
-def _read_limited(path, max_bytes: int) -> bytes:
-    with open(path, "rb") as fh:
-        data = fh.read(max_bytes + 1)
-    if len(data) > max_bytes:
+def _read_open(fh, path, max_bytes: int) -> bytes:
+    """All of an open file, refusing more than ``max_bytes`` or a file that grows.
+
+    The read is sized from fstat: asking for ``max_bytes`` at once would make
+    Python allocate that much (16 MiB) for every small record.
+    """
+    st = os.fstat(fh.fileno())
+    if not stat.S_ISREG(st.st_mode):
+        raise StoreError(f"{path} is not a regular file")
+    size = st.st_size
+    if size > max_bytes:
         raise StoreError(f"{path} is larger than {max_bytes} bytes")
+    data = fh.read(size + 1)
+    if len(data) > size:
+        raise StoreError(f"{path} grew while it was read")
     return data
+
+
+#: no symlink as the last part; a FIFO must not block the open
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
+def _open(path):
+    try:
+        return os.fdopen(os.open(path, _OPEN_FLAGS), "rb")
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise StoreError(f"cannot open {path}: {exc.strerror}") from None
+
+
+def _read_limited(path, max_bytes: int) -> bytes:
+    with _open(path) as fh:
+        return _read_open(fh, path, max_bytes)
 
 
 def _parse_json(data: bytes, what: str) -> Any:
@@ -169,14 +198,12 @@ def record_output(record: dict, max_bytes: int = 16 * 1024 * 1024) -> Any:
                          f"leaves the results store")
     path = os.path.join(record["_group_dir"], relative)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError as exc:
-        raise StoreError(f"workunit {record.get('wu_name')}: cannot open its output "
-                         f"{path}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as fh:
-        data = fh.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise StoreError(f"{path} is larger than {max_bytes} bytes")
+        fh = _open(path)
+    except FileNotFoundError:
+        raise StoreError(f"workunit {record.get('wu_name')}: its output {path} "
+                         f"is missing") from None
+    with fh:
+        data = _read_open(fh, path, max_bytes)
     return _parse_json(data, what)
 
 
