@@ -14,8 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from .conftest import PACKED_NUMPY, write_job
 from .slot_layout import MAIN_PROGRAM, PROJECT, make_slot
 
@@ -99,3 +97,31 @@ def test_the_worker_under_an_ordinary_python_puts_packages_before_site_packages(
     assert proc.returncode == 0, proc.stderr
     value = json.loads((tmp_path / "output.json").read_text())["value"]
     assert value["version"] == PACKED_NUMPY and value["sum"] == 45.0
+
+
+def test_a_declared_entry_point_of_a_carried_package(tmp_path, linux_numpy):
+    """install-app --entry-point numpy:linalg.det: a carried package's function is callable,
+    and its other functions are not."""
+    import zipfile
+
+    unpacked = tmp_path / "pk"
+    with zipfile.ZipFile(linux_numpy.archive) as zf:
+        zf.extractall(unpacked)
+    code = tmp_path / "code.zip"
+    with zipfile.ZipFile(code, "w") as zf:
+        zf.writestr("boinc_pymw_entry_points.json", json.dumps(
+            {"format": 1, "modules": ["numpy"], "entry_points": ["numpy:linalg.det"]}))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+    def call(function, *args):
+        write_job(tmp_path / "input.json", function, *args)
+        return subprocess.run([sys.executable, "-m", "boinc_pymw.worker", "--code", str(code),
+                               "--packages", str(unpacked)], cwd=tmp_path, capture_output=True,
+                              text=True, env=env, timeout=120)
+
+    proc = call("numpy:linalg.det", [[2.0, 1.0], [1.0, 3.0]])
+    assert proc.returncode == 0, proc.stderr
+    assert round(json.loads((tmp_path / "output.json").read_text())["value"], 9) == 5.0
+    proc = call("numpy:save", "x.npy", [1])
+    assert proc.returncode == 1 and "not an entry point" in proc.stderr
+    assert not (tmp_path / "x.npy").exists()

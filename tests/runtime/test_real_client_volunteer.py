@@ -15,7 +15,7 @@ import pytest
 
 from .boinc_client import (PROJECT_DIR, AppFile, client_command, result_record,
                            write_client_dir)
-from .conftest import PACKED_NUMPY, write_job
+from .conftest import PACKED_NUMPY
 
 pytestmark = pytest.mark.skipif(shutil.which("boinc") is None,
                                 reason="Debian's boinc-client is not installed (scripts/setup.sh)")
