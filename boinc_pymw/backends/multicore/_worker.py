@@ -37,6 +37,9 @@ FLUSH_INTERVAL = 0.002
 FLUSH_AFTER_TASK = 0.0002
 #: ... or once this many result bytes wait
 FLUSH_BYTES = 1 << 20
+#: functions kept unpickled, and the biggest pickled function kept (bytes)
+FUNCTION_CACHE_SIZE = 64
+FUNCTION_CACHE_MAX_BLOB = 64 << 10
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -157,6 +160,8 @@ class Worker:
         #: function blobs whose map chunks made no checkpoint() call: their
         #: later chunks run without a per-call clean-up
         self.no_checkpoints: set = set()
+        #: function blob -> function, least recently used first
+        self.functions: dict = {}
         self._contexts = contextlib.ExitStack()
 
     def flush(self) -> None:
@@ -189,7 +194,7 @@ class Worker:
         functions = []
         for blob in blobs[:fn_count]:
             try:
-                functions.append((True, pickle.loads(blob)))
+                functions.append((True, self.load_function(blob)))
             except BaseException as exc:  # e.g. the function's module is missing here
                 functions.append((False, exc))
         last_flush = time.perf_counter()
@@ -249,6 +254,24 @@ class Worker:
                 self.flush()
                 last_flush = time.perf_counter()
         self.flush()
+
+    def load_function(self, blob):
+        """The function pickled in ``blob``, unpickled once per worker: the
+        master sends it again with every ``map`` and every batch, and a
+        function that travels by value (a lambda, a closure, a ``__main__``
+        function) costs more to unpickle than a chunk of no-ops to run. The
+        same bytes are the same function in the same state; like a module's
+        state under ProcessPoolExecutor, its globals persist in the worker."""
+        if len(blob) > FUNCTION_CACHE_MAX_BLOB:
+            return pickle.loads(blob)
+        key = bytes(blob)
+        fn = self.functions.pop(key, None)
+        if fn is None:
+            fn = pickle.loads(blob)
+            while self.functions and (len(self.functions) >= FUNCTION_CACHE_SIZE):
+                del self.functions[next(iter(self.functions))]  # least recently used
+        self.functions[key] = fn
+        return fn
 
     def run_chunk(self, fn, fn_blob, calls) -> list:
         """Run a ``map`` chunk. Until the function has shown that it makes no

@@ -63,6 +63,24 @@ class CountsItsPickling:
         return CountsItsPickling, ()
 
 
+_LOADS = [0]
+
+
+class CountsItsLoads:
+    """A callable that counts, in the worker, how often it is unpickled."""
+
+    def __reduce__(self):
+        return _load_counter, ()
+
+    def __call__(self, x):
+        return _LOADS[0]
+
+
+def _load_counter():
+    _LOADS[0] += 1
+    return CountsItsLoads()
+
+
 @pytest.fixture
 def master():
     with Master("multicore", workers=2) as m:
@@ -175,6 +193,13 @@ def test_calls_of_a_chunk_never_restore_each_others_checkpoints(master, chunksiz
     assert list(master.map(fresh_start, states, chunksize=chunksize)) == ["nothing"] * 20
     # again, now that the workers have seen the function
     assert list(master.map(fresh_start, states, chunksize=chunksize)) == ["nothing"] * 20
+
+
+def test_a_worker_unpickles_the_same_function_once():
+    with Master("multicore", workers=1) as m:
+        assert set(m.map(CountsItsLoads(), range(50), chunksize=5)) == {1}
+        assert set(m.map(CountsItsLoads(), range(50))) == {1}
+        assert m.submit(CountsItsLoads(), 0).result(HANG_GUARD) == 1
 
 
 def frozen_objects(_=None):
