@@ -20,12 +20,12 @@ from .codec import JobFormatError, resolve_reference
 from .entry_points import EntryPointRefused, EntryPoints, import_entry_point
 from . import resources
 from .error_record import error_record
-
 from .packages import carried_modules, check_packages_dir
+
 DEFAULT_CODE_NAME = "app_code.zip"
-RUNTIME_FAILURE = 1
 INIT_DATA_FILE = "init_data.xml"
 _APP_FILE = re.compile(r"<app_file>([^<]*)</app_file>")
+RUNTIME_FAILURE = 1
 
 
 class WorkerFailure(Exception):
@@ -42,15 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--code", action="append", default=[],
                         help="zip or directory of the app's own code to put on sys.path "
                              f"(repeatable; default {DEFAULT_CODE_NAME} when present)")
-    parser.add_argument("--checkpoint-dir", default=".",
     parser.add_argument("--packages", metavar="DIR",
                         help="the unpacked third-party packages the app version carries "
                              "(the launcher passes it; found after the app's code)")
+    parser.add_argument("--checkpoint-dir", default=".",
                         help="where this task's checkpoint lives (default: the slot / cwd)")
-    return parser
     parser.add_argument("--trusted-job", action="store_true",
                         help="the job comes from the user's own submission (HTCondor): call any "
                              "importable function; refused under a BOINC client")
+    return parser
 
 
 def read_job(path: Path) -> dict:
@@ -92,8 +92,8 @@ def code_paths(boinc_module, names: list[str], app_files: Optional[set]) -> list
     client checked against its signature: a workunit can add files to the
     slot and words to the command line, but it cannot bring code."""
     explicit = bool(names)
-    for name in names or [DEFAULT_CODE_NAME]:
     roots = []
+    for name in names or [DEFAULT_CODE_NAME]:
         path = resolve_path(boinc_module, name)
         if not path.exists():
             if explicit:
@@ -119,8 +119,8 @@ def add_to_sys_path(roots: list[Path], packages: Optional[Path]) -> None:
 
 
 def import_function(reference: str):
-    try:
     """Any importable function: only for --trusted-job (the user's own pool)."""
+    try:
         fn = resolve_reference(reference)
     except JobFormatError as exc:
         raise WorkerFailure(str(exc)) from None
@@ -132,7 +132,6 @@ def import_function(reference: str):
     return fn
 
 
-def run_task(fn, job: dict) -> dict:
 def import_app_function(reference: str, roots: list[Path], packages: Optional[Path]):
     """The function ``reference`` names, if it is an entry point of the app's own code
     (entry_points.py); checked before anything of it is imported."""
@@ -150,6 +149,7 @@ def import_app_function(reference: str, roots: list[Path], packages: Optional[Pa
     return fn
 
 
+def run_task(fn, job: dict) -> dict:
     """Call the task; its exception is part of the answer, recorded the same way on
     every host (no absolute paths, no addresses, this frame left out) so that
     replicas of a workunit agree (see error_record)."""
