@@ -312,14 +312,14 @@ class SlotRunner:
         if job.gpu_type:
             fields.update(gpu_type=esc(job.gpu_type), gpu_device_num=job.gpu_device_num)
         body = "".join(f"<{k}>{v}</{k}>\n" for k, v in fields.items())
+        # as clients since 7.10 do: the worker accepts code only from these files
+        body += "".join(f"<app_file>{esc(f.physical_name)}</app_file>\n" for f in job.app_files)
         (slot_dir / INIT_DATA_FILE).write_text(f"<app_init_data>\n{body}</app_init_data>\n")
 
     # -- running ------------------------------------------------------------------
     def run(self, job: SlotJob, slot: int = 0,
             on_progress: Optional[Callable[[float], None]] = None) -> SlotOutcome:
         """Run ``job`` in slot ``slot`` to the end and report like the client."""
-        # as clients since 7.10 do: the worker accepts code only from these files
-        body += "".join(f"<app_file>{esc(f.physical_name)}</app_file>\n" for f in job.app_files)
         if job.main_program not in {f.physical_name for f in job.app_files}:
             raise SlotError(f"main program {job.main_program} is not among the app files")
         slot_dir = self._prepare_slot(job, slot)
