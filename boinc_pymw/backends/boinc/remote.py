@@ -135,7 +135,8 @@ class RemoteBoincBackend(Backend):
                  submit_delay: float = 0.2,
                  submit_attempts: int = 5, unreachable_timeout: float = 1800.0,
                  inline_max: int = 64 * 1024, part_max_bytes: int = 4 * 1024 * 1024,
-                 part_max_jobs: int = 2000, download_url: Optional[str] = None,
+                 part_max_jobs: int = 2000, fetch_threads: int = 4,
+                 download_url: Optional[str] = None,
                  check_entry_points: bool = True, project: Optional[str] = None,
                  **options: Any):
         super().__init__(workers, **options)
@@ -157,6 +158,7 @@ class RemoteBoincBackend(Backend):
         self.inline_max = int(inline_max)
         self.part_max_bytes = int(part_max_bytes)
         self.part_max_jobs = int(part_max_jobs)
+        self.fetch_threads = max(1, int(fetch_threads))
 
         self.facts = check_app(self.client, app)               # fails fast
         self.entry_points = EntryPoints(self.client, app, self.facts.version_num,
@@ -566,6 +568,7 @@ class RemoteBoincBackend(Backend):
                 info = self.client.query_batch(batch_id=part.id, job_details=True)
                 part.errors_seen = sum(1 for job in info.jobs if job.status == "error")
             done_fraction.append(info.fraction_done)
+            finished = []
             for job in info.jobs:
                 with self._lock:
                     call = self._pending.get(job.name)
@@ -575,10 +578,22 @@ class RemoteBoincBackend(Backend):
                 if not job.status and job.canonical_instance_id:
                     job.status = "done"
                 if job.status in ("done", "error"):
-                    moved += self._complete(call, job)
+                    finished.append((call, job))
+            moved += self._complete_all(finished)
         if done_fraction:
             self.fraction_done = sum(done_fraction) / len(done_fraction)
         return moved
+
+    def _complete_all(self, finished: list) -> int:
+        """Fetch finished jobs, ``fetch_threads`` at a time: each costs two requests
+        (query_job, get_output.php), so a distant server's latency adds up."""
+        if len(finished) < 2 or self.fetch_threads < 2:
+            return sum(self._complete(call, job) for call, job in finished)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(self.fetch_threads, len(finished)),
+                                thread_name_prefix=f"boinc-remote-fetch-{self.batch}") as pool:
+            return sum(pool.map(lambda pair: self._complete(*pair), finished))
 
     def _complete(self, call: _Call, job: JobStatus) -> int:
         """Settle one finished job's future: its value, the task's exception, or

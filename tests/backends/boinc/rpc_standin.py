@@ -61,6 +61,7 @@ class StandIn:
         self.faults: list = []
         self.requests: list = []           # command names, in order of arrival
         self.slow_seconds = slow_seconds
+        self.latency = 0.0                 # seconds added to every reply (a distant server)
         # 1.4.7's query_completed_job dies for a job without a canonical instance (it
         # reads an undefined $job_id; PHP 8 throws on the broken SQL): seen live
         self.php_query_completed_job_bug = True
@@ -577,6 +578,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self._moved():
             return
         s = self.standin
+        time.sleep(s.latency)
         parsed = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(parsed.query))
         if parsed.path == "/get_output.php":
@@ -609,6 +611,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self._moved():
             return
         s = self.standin
+        time.sleep(s.latency)
         path = urllib.parse.urlsplit(self.path).path
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
