@@ -282,6 +282,24 @@ def test_a_lost_submit_reply_submits_nothing_twice(world, kind):
     assert len(batches(world)) == 1
 
 
+def test_a_lost_reply_and_a_lost_master_reattach_finds_the_jobs(world):
+    world.standin.inject("submit_batch", "drop_after")
+    m1 = master(world, submit_attempts=1, retries=0)
+    world.standin.inject("query_batch", "drop_before", times=1)   # the check fails too
+    lost = [m1.submit(tasks.square, x) for x in range(3)]
+    with pytest.raises(RemoteSubmitError, match="dropped"):
+        lost[0].result(timeout=10)
+    m1.shutdown()
+    assert len(workunits(world)) == 3 and batches(world)[0]["state"] != 4   # kept
+    m2 = master(world, batch=m1.backend.batch)
+    found = [m2.submit(tasks.square, x) for x in range(3)]
+    drive(world, found)
+    assert [f.result() for f in found] == [0, 1, 4]
+    m2.shutdown()
+    assert world.standin.requests.count("submit_batch") == 1
+    assert len(workunits(world)) == 3
+
+
 def test_http_500_before_acting_is_retried(world):
     world.standin.inject("submit_batch", "http500")
     world.standin.inject("query_batch", "http500", times=2)
