@@ -22,9 +22,12 @@ Data flow::
         (outputs must stay in upload/ until fetched: see the README, "Remote submission")
         v
     poller, every poll_interval (x1.5 up to max_poll_interval while nothing moves):
-        query_batch(part, job details) -> done: query_job (canonical instance name)
+        query_batch(part) -> a canonical instance: done; more jobs in error than
+          seen: query_batch(part, job details) for their error words and exit statuses
+        -> done (fetch_threads at a time): query_job (canonical instance name)
           -> get_output.php output.json (untrusted JSON, size-limited) -> decode_output
-        -> error: WorkunitFailed (error bits, exit status, stderr via query_completed_job)
+        -> error: WorkunitFailed (error bits, exit statuses; stderr via
+           query_completed_job where the server's PHP can give it)
 
 Nothing is submitted twice: job names are fixed by call index and input,
 BOINC's workunit names are unique, and after an uncertain failure (timeout,
