@@ -245,6 +245,9 @@ def main(argv=None) -> int:
             for label in order[shift:] + order[:shift]:
                 run_round(label, pools[label], samples, sizes, wanted, chunks, payloads,
                           loops, workers, repetition)
+        if "W1" in wanted:
+            print(f"boinc_pymw's default chunk size for W1 map at the end: "
+                  f"{pools[OURS].backend.map_chunksize(noop, n1)}")
     finally:
         for pool in pools.values():
             pool.shutdown()
