@@ -53,6 +53,8 @@ import sys
 import time
 from boinc_pymw.boinc.assimilator import Assimilator
 from boinc_pymw.boinc.output_files import BadOutputFile, check_file_name
+from boinc_pymw.names import BadName, check_workunit_name
+from boinc_pymw.boinc.project_files import make_project_dir, make_readable
 
 FORMAT_VERSION = 1
 
@@ -100,6 +102,7 @@ def _write_staged(path: str, data: bytes) -> str:
     tmp = os.path.join(directory, f".{name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
+        make_readable(fd)                         # 0644 whatever the umask
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
@@ -143,7 +146,7 @@ class ResultStoreAssimilator(Assimilator):
         staged = self._outputs + self._records
         if not staged:
             return
-        os.makedirs(self.store_dir, exist_ok=True)
+        make_project_dir(self.store_dir)         # 0771 whatever the umask, as BOINC
         sync_file_system(self.store_dir, [tmp for tmp, _ in staged])
         for tmp, final in staged:
             os.replace(tmp, final)
@@ -167,10 +170,14 @@ class ResultStoreAssimilator(Assimilator):
             raise
 
     def _store(self, wu, canonical, first_output: int) -> None:
-        wu_name = check_file_name(wu["name"])
+        try:
+            wu_name = check_workunit_name(wu["name"])
+        except BadName as exc:
+            # not the Master's workunit (create_work refuses such names): nothing to store
+            raise BadOutputFile(f"workunit name cannot be stored: {exc}") from None
         group_dir = os.path.join(self.store_dir, group_name(wu, self.options.app))
         if group_dir not in self._made_dirs:
-            os.makedirs(group_dir, exist_ok=True)
+            make_project_dir(group_dir)
             self._made_dirs.add(group_dir)
         record = {
             "format": FORMAT_VERSION, "status": "done" if canonical else "error",
@@ -203,7 +210,7 @@ class ResultStoreAssimilator(Assimilator):
     def store_outputs(self, canonical: dict, group_dir: str, wu_name: str) -> list[dict]:
         """Copy each output of the canonical result into ``<group>/<wu_name>/``."""
         out_dir = os.path.join(group_dir, wu_name)
-        os.makedirs(out_dir, exist_ok=True)
+        make_project_dir(out_dir)
         entries = []
         for n, f in enumerate(self.output_files(canonical)):
             local = check_file_name(f.open_name or f"out{n}")
