@@ -181,7 +181,7 @@ class _BreakingHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def test_a_download_failing_midway_leaves_nothing(tmp_path, monkeypatch, signed_project, launchers,
-                                                  runtime):
+                                                  runtime, capsys):
     served = tmp_path / "served"
     good = make_wheel(served, "good", "1.0", requires=["broken"])
     broken = make_wheel(served, "broken", "1.0", files={"broken.py": "x = 1\n" * 5000})
@@ -205,6 +205,8 @@ def test_a_download_failing_midway_leaves_nothing(tmp_path, monkeypatch, signed_
     finally:
         server.shutdown()
     assert status != 0
+    err = capsys.readouterr().err
+    assert "resolving the packages for x86_64-pc-linux-gnu: pip download failed" in err, err
     assert sorted(p.name for p in Path(project.download_dir).iterdir()) == before
     assert project.db.query("SELECT id FROM app_version") == []
     apps = Path(project.path) / "apps"
