@@ -51,10 +51,11 @@ import logging
 import os
 import sys
 import time
+
 from boinc_pymw.boinc.assimilator import Assimilator
 from boinc_pymw.boinc.output_files import BadOutputFile, check_file_name
-from boinc_pymw.names import BadName, check_workunit_name
 from boinc_pymw.boinc.project_files import make_project_dir, make_readable
+from boinc_pymw.names import BadName, check_workunit_name
 
 FORMAT_VERSION = 1
 

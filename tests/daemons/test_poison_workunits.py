@@ -274,3 +274,16 @@ def test_sigterm_while_waiting_for_the_database_is_a_requested_stop(world, caplo
         signal.signal(signal.SIGTERM, old)
     assert "while waiting for the database" in caplog.text
     assert "still unreachable" not in caplog.text
+
+
+@pytest.mark.parametrize("name", ["line\nbreak", "coll.json", "\u00e9" * 200])
+def test_workunit_name_the_store_cannot_hold_is_assimilated_and_noted(world, tmp_path, name):
+    victim = validated(world, "victim")
+    good = validated(world, "good")
+    world.db.execute("UPDATE workunit SET name=%s WHERE id=%s", (name, victim))
+    store = str(tmp_path / "store")
+    assert run_daemon(ResultStoreAssimilator, world.project, "--store", store) == 0
+    assert wu_row(world.db, victim)["assimilate_state"] == AssimilateState.DONE
+    assert read_record(store, "testapp", "good")["status"] == "done"
+    [event] = events(world.project, "assimilator")
+    assert event["event"] == "bad_output" and "cannot be stored" in event["error"]
