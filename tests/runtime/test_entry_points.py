@@ -215,3 +215,15 @@ def test_slot_runs_an_entry_point(tmp_path, linux_runtime, linux_launcher, app_c
                                        {"function": "pymw_runtime_tasks:add", "args": [2, 3]})
     assert status == 0, stderr
     assert json.loads(output.read_text()) == {"ok": True, "value": 5}
+
+
+def test_the_local_mode_refuses_to_ship_a_standard_library_task():
+    """-i boinc-local builds its app code from the tasks' modules: a stdlib function
+    (master.map(math.sqrt, ...)) would be refused on every volunteer, so it is refused
+    at submit, with a hint."""
+    from boinc_pymw.backends.boinc._local_app import code_roots_of
+    from boinc_pymw.errors import BoincPymwError
+
+    for module in ("math", "json.decoder", "os"):
+        with pytest.raises(BoincPymwError, match="standard library.*wrap the call"):
+            code_roots_of([module])
