@@ -48,3 +48,4 @@ def test_the_schema_says_which_release_each_table_follows():
                   "result", "batch", "user_submit"):
         block = text[:text.index(f"create table {table} (")]
         assert "-- follows: " in block.rsplit("create table", 1)[-1], table
+
