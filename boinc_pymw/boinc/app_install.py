@@ -321,10 +321,10 @@ def cached_launcher(project_dir: Path, platform: str) -> Path:
     cache = project_dir / "apps" / _LAUNCHER_CACHE / f"{platform}-{_launcher_source_digest()}"
     target = cache / LAUNCHER_EXECUTABLES[platform]
     if not target.is_file():
-        cache.parent.mkdir(parents=True, exist_ok=True)
+        make_project_dir(cache.parent)
         with tempfile.TemporaryDirectory(prefix=".build-", dir=cache.parent) as build_dir:
             built = build_launcher(platform, build_dir)
-            cache.mkdir(exist_ok=True)
+            make_project_dir(cache)
             os.replace(built, target)
     return target
 

@@ -59,3 +59,14 @@ def test_web_server_user_reads_what_install_app_staged_under_umask_077(mariadb, 
     finally:
         os.umask(old)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_launcher_cache_under_apps_is_made_0771(tmp_path):
+    old = os.umask(0o077)
+    try:
+        target = app_install.cached_launcher(tmp_path, LINUX)
+    finally:
+        os.umask(old)
+    assert target.is_file()
+    for directory in (tmp_path / "apps", target.parent.parent, target.parent):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o771, directory
