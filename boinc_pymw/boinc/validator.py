@@ -18,12 +18,16 @@ Data flow of one pass::
     DB: workunit JOIN result WHERE need_validate>0 (LIMIT 1000 rows, grouped per WU)
       -> per workunit, no DB:  init_result/compare/cleanup_result (user code, files)
                                -> quorum, canonical result, validate states (plain functions)
-      -> per workunit, ONE transaction: host_app_version, credit (host/user/team),
-                               result rows, workunit row (need_validate=0, ...)
+      -> per group of up to ``group_commit`` (100) workunits, ONE transaction:
+           lock the credited host/user/team rows (id order), read their
+           host_app_version rows, then per workunit: credit, statistics,
+           result and workunit changes; one UPDATE per table at the end
 
-Each workunit's writes are the ones BOINC's validator makes, grouped in one
-transaction (same end state; a crash leaves the workunit untouched and
-need_validate still set, so it is validated again).
+Each workunit's writes are the ones BOINC's validator makes (same end
+state), grouped in one transaction per group (group commit); a crash
+leaves the group untouched and need_validate still set, so it is
+validated again. A group the server refuses is split to find the
+workunit to blame (see :mod:`.daemon` for how failures are sorted).
 """
 
 from __future__ import annotations
