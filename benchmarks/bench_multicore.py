@@ -17,7 +17,8 @@ missing loky is skipped, and said so).
 Every pool is started and warmed up first (which also lets boinc_pymw measure
 the no-op, as any second map of a program would). Each repetition then runs
 every workload on every pool, the pools taking turns in a rotating order, so
-all see the same machine load; each figure is the median over --repeat.
+all see the same machine load; each figure is the median over --repeat
+(for W1 map, over 5 runs per repetition).
 Targets (issues 2 and 18): W1 submit >= 3x ProcessPoolExecutor; W1 map with
 the default chunking >= 1x every peer's best chunk size and >= 1x our own
 best explicit chunk size; W2 >= 1.2x ProcessPoolExecutor; W3 >= 0.95 of ideal.
@@ -44,6 +45,8 @@ from _workloads import timed, w1_submit, w2, w3  # noqa: E402
 from boinc_pymw import Master  # noqa: E402
 
 OURS = "boinc_pymw"
+#: W1 map runs this many times per repetition (each takes a few ms)
+W1_MAP_PASSES = 5
 
 
 def noop(x=None):
@@ -141,10 +144,13 @@ def run_round(label, pool, samples, sizes, wanted, chunks, payloads, loops, work
     if "W1" in wanted:
         got.setdefault("W1 submit", []).append(n1 / measure(w1_submit(pool, noop, n1)))
         variants = ([None] if label == OURS else []) + list(chunks)
-        shift = turn % len(variants)  # no variant always runs first, right after submit
-        for chunk in variants[shift:] + variants[:shift]:
-            key = "W1 map default" if chunk is None else f"W1 map chunk {chunk}"
-            got.setdefault(key, []).append(n1 / measure(w1_map_list(pool, xs, chunk)))
+        # A map of no-ops takes a few ms: several passes per repetition, and
+        # no variant always runs first, right after the submit burst.
+        for sweep in range(W1_MAP_PASSES):
+            shift = (turn + sweep) % len(variants)
+            for chunk in variants[shift:] + variants[:shift]:
+                key = "W1 map default" if chunk is None else f"W1 map chunk {chunk}"
+                got.setdefault(key, []).append(n1 / measure(w1_map_list(pool, xs, chunk)))
     if "W2" in wanted:
         mib = 2 * len(payloads) * len(payloads[0]) / (1 << 20)
         got.setdefault("W2 MiB/s", []).append(mib / measure(w2(pool, echo_payload, payloads)))
