@@ -12,7 +12,8 @@ def add_arguments(parser) -> None:
         "generate", help="write code_sign_private/public and upload_private/public into DIR",
         description="Write 1024-bit RSA key pairs in BOINC's text key format "
                     "(as crypt_prog -genkey does). Existing pairs are kept untouched.")
-    generate.add_argument("dir", metavar="DIR", help="the project's key_dir (created if missing)")
+    generate.add_argument("dir", metavar="DIR",
+                          help="the project's key_dir (created 0700 if missing)")
 
 
 def run(args) -> int:
