@@ -1,7 +1,6 @@
 """Names are checked once (boinc_pymw.names), in bytes and characters, wherever
 they enter: create-work, templates, install-app, batch names."""
 
-
 import pytest
 
 from boinc_pymw import names
