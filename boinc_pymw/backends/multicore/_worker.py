@@ -280,12 +280,14 @@ class Worker:
         policy = self.checkpoint_policy
         if policy is None:
             return run_chunk(fn, calls)
-        key = bytes(fn_blob)
-        if key in self.no_checkpoints:
+        # (a big function, e.g. a closure over data, is never learnt: no copy
+        # of its bytes per chunk)
+        key = bytes(fn_blob) if len(fn_blob) <= FUNCTION_CACHE_MAX_BLOB else None
+        if key is not None and key in self.no_checkpoints:
             return run_chunk(fn, calls)
         touches = policy.touches
         results = run_chunk(_own_checkpoints(fn, policy, self.checkpoint_file), calls)
-        if policy.touches == touches:
+        if key is not None and policy.touches == touches:
             if len(self.no_checkpoints) >= 256:
                 self.no_checkpoints.clear()
             self.no_checkpoints.add(key)
