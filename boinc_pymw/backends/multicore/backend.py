@@ -74,6 +74,8 @@ MAX_FRAME_PAYLOAD = 1 << 20
 STOP_GRACE = 5.0
 #: ``map`` without a chunk size: most seconds of measured work per chunk
 CHUNK_SECONDS = 0.005
+#: marks the run time of a call measured inside a map chunk
+IN_CHUNKS = "in map chunks"
 
 _live_backends: "weakref.WeakSet[MulticoreBackend]" = weakref.WeakSet()
 
@@ -137,10 +139,14 @@ def _map_chunk(item: WorkItem) -> tuple:
 
 
 def _cost_key(item: WorkItem) -> tuple:
-    """(which function, how many calls): run times are learnt per function,
-    and a ``map`` chunk counts as one call per element."""
+    """(which function and how it travels, how many calls): run times are
+    learnt per function, apart for calls inside ``map`` chunks (a chunk
+    counts as one call per element), since a call sent on its own also pays
+    for its message."""
     fn, calls = _map_chunk(item)
-    return _function_key(fn), 1 if calls is None else max(1, len(calls))
+    if calls is None:
+        return _function_key(fn), 1
+    return (_function_key(fn), IN_CHUNKS), max(1, len(calls))
 
 
 def map_chunksize_for(per_call: float, n_calls: int, workers: int) -> int:
@@ -343,7 +349,10 @@ class MulticoreBackend(Backend):
     def map_chunksize(self, fn, n_calls: int) -> int:
         """From the measured run time of ``fn`` (see :func:`map_chunksize_for`);
         the general rule while it has not run yet."""
-        per_call = self._cost.get(_function_key(fn))
+        key = _function_key(fn)
+        per_call = self._cost.get((key, IN_CHUNKS))
+        if per_call is None:  # measured one call at a time: an upper bound
+            per_call = self._cost.get(key)
         if per_call is None:
             return super().map_chunksize(fn, n_calls)
         return map_chunksize_for(per_call, n_calls, self.workers)

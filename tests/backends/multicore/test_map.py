@@ -123,6 +123,17 @@ def test_default_chunks_follow_what_the_back_end_measured(master):
     assert backend.map_chunksize(nap, 10_000) <= 2
 
 
+def test_calls_submitted_one_by_one_do_not_skew_the_chunk_size(master):
+    # a call sent on its own also pays for its own message: its time is not
+    # what a call costs inside a chunk
+    backend = master.backend
+    assert list(master.map(square, range(5000))) == [x * x for x in range(5000)]
+    chunked = backend.map_chunksize(square, 10_000_000)
+    for future in [master.submit(square, x) for x in range(300)]:
+        future.result(HANG_GUARD)
+    assert backend.map_chunksize(square, 10_000_000) == chunked
+
+
 def test_each_lambda_and_partial_is_measured_on_its_own(master):
     backend = master.backend
     quick = lambda x: x  # noqa: E731
