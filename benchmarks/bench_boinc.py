@@ -151,10 +151,18 @@ def bench_scale(n: int, rate: float, poll: float, work: str) -> None:
             return done
 
         def timed_complete(db, ids):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             done = complete(db, ids)
-            busy.append((time.perf_counter() - t, done))
+            busy.append((time.perf_counter() - t, time.thread_time() - c, done))
             return done
+
+        place, filled = backend._place, []
+
+        def timed_place(calls, strict):
+            placed = place(calls, strict)
+            if not filled and backend._created >= min(n, backend.high_water):
+                filled.append(time.perf_counter() - t0)
+            return placed
 
         def timed_read(name):
             record = read(name)
@@ -162,18 +170,14 @@ def bench_scale(n: int, rate: float, poll: float, work: str) -> None:
                 delays.append(time.time() - float(record.get("assimilated_time") or 0))
             return record
 
-        backend.collect_once, backend._complete, backend.store.record = \
-            timed_collect, timed_complete, timed_read
+        backend.collect_once, backend._complete, backend.store.record, backend._place = \
+            timed_collect, timed_complete, timed_read, timed_place
         server = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve",
                                    project.path, "simapp", str(rate), stop_file])
         t0 = time.perf_counter()
         results = master.map(tasks.square, range(n))
-        first_fill = None
-        total = 0
-        for i, value in enumerate(results):
-            total += value
-            if first_fill is None and backend._created >= min(n, backend.high_water):
-                first_fill = time.perf_counter() - t0
+        total = sum(results)
+        first_fill = filled[0] if filled else None
         elapsed = time.perf_counter() - t0
         assert total == sum(x * x for x in range(n))
         master.shutdown()
@@ -182,24 +186,26 @@ def bench_scale(n: int, rate: float, poll: float, work: str) -> None:
         server.wait(60)
         server = None
         created = min(n, backend.high_water)
-        busy_time = sum(b for b, _ in busy)
+        busy_time = sum(b for b, _c, _d in busy)
+        busy_cpu = sum(c for _b, c, _d in busy)
         done_polls = [p for p in polls if p[2]]
         print(f"scale   N={n:,} rate={rate:.0f}/s poll={poll:g}s high_water="
               f"{backend.high_water:,}: all results in {elapsed:.1f} s "
               f"(ideal {n / rate:.1f} s)")
         print("| N | create rate (first high-water fill) | Master peak RSS | one poll "
               "(median / max) | SQL per poll (median / max) | completion delay max (p99) | "
-              "collector completions/s |")
+              "collector completions/s (per wall s / per CPU s of its thread) |")
         print("|---|---|---|---|---|---|---|")
         print(f"| {n:,} | {created / (first_fill or elapsed):,.0f}/s "
-              f"(server-bound: {created:,} in {first_fill or elapsed:.1f} s) | "
+              f"({created:,} in {first_fill or elapsed:.1f} s) | "
               f"{peak:,.0f} MB (before Master {rss0:,.0f} MB) | "
               f"{statistics.median(p[0] for p in done_polls) * 1000:.0f} / "
               f"{max(p[0] for p in done_polls) * 1000:.0f} ms | "
               f"{statistics.median(p[1] for p in done_polls):.0f} / "
               f"{max(p[1] for p in done_polls)} | {max(delays):.1f} s "
               f"({sorted(delays)[int(len(delays) * 0.99)]:.1f} s) | "
-              f"{sum(d for _, d in busy) / busy_time:,.0f} |")
+              f"{sum(d for *_x, d in busy) / busy_time:,.0f} / "
+              f"{sum(d for *_x, d in busy) / max(busy_cpu, 1e-9):,.0f} |")
         # reattach to the finished batch: every call comes back from the store
         t0 = time.perf_counter()
         with Master(interface="boinc", project=project.path, app="simapp", batch="scale",

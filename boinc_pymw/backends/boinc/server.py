@@ -590,6 +590,12 @@ class BoincBackend(Backend):
                             raise problem
                         finished.append((target, pos, False, problem))
                         continue
+                    if row["assimilate_state"] == 2:     # finished: no poll needed
+                        record = self._stored_record(name)
+                        if record is not None and record.get("status") == "done":
+                            ok, value = outcome_from_record(record)
+                            finished.append((target, pos, ok, value))
+                            continue
                     ready.append((row["id"], call))
                     continue
                 if self.reattached:
@@ -621,7 +627,8 @@ class BoincBackend(Backend):
             chunk = names[start:start + 1000]
             marks = ", ".join(["%s"] * len(chunk))
             for row in self.project.db.query(
-                    f"SELECT id, name, batch, xml_doc FROM workunit WHERE name IN ({marks})",
+                    f"SELECT id, name, batch, assimilate_state, xml_doc FROM workunit "
+                    f"WHERE name IN ({marks})",
                     tuple(chunk)):
                 found[row["name"]] = row
         return found
