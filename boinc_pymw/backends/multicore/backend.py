@@ -72,8 +72,10 @@ COST_TABLE_SIZE = 256
 MAX_FRAME_PAYLOAD = 1 << 20
 #: how long a stopping worker may take before it is killed (seconds)
 STOP_GRACE = 5.0
-#: ``map`` without a chunk size: most seconds of measured work per chunk
-CHUNK_SECONDS = 0.005
+#: ``map`` without a chunk size: most seconds of measured work per chunk (as
+#: much as a worker may hold: enough to make a chunk's cost vanish, little
+#: enough to keep workers even)
+CHUNK_SECONDS = TARGET_QUEUE_SECONDS
 #: marks the run time of a call measured inside a map chunk
 IN_CHUNKS = "in map chunks"
 
@@ -153,7 +155,7 @@ def map_chunksize_for(per_call: float, n_calls: int, workers: int) -> int:
     """``map``'s chunk size for a function whose calls took ``per_call``
     seconds each: as few chunks as keep each under ``CHUNK_SECONDS`` of work,
     in a multiple of ``workers`` equal chunks (one per worker for no-ops).
-    So no-ops travel in as few frames as possible, while calls of 5 ms or
+    So no-ops travel in as few frames as possible, while calls of 20 ms or
     more go one by one and stay balanced (and cancellable) across workers.
     """
     workers = max(1, workers)

@@ -3,6 +3,7 @@ what a call sees (its argument, its timeout, the function as it was)."""
 
 import functools
 import itertools
+import math
 import os
 import time
 
@@ -106,8 +107,10 @@ def test_chunk_size_rule_for_measured_functions():
     assert rule(0.0, 10_000, 4) == 2500
     assert rule(1e-7, 3, 2) == 2
     # no chunk over CHUNK_SECONDS of work, and as many chunks for each worker
-    assert rule(1.2e-6, 10_000, 2) == 2500  # 12 ms: 3 chunks would do, 4 keep 2 workers even
-    assert rule(1e-4, 10_000, 2) == 50
+    work = 10_000 * 5e-6  # 50 ms: 3 chunks would do, 4 keep 2 workers even
+    assert work / multicore.CHUNK_SECONDS <= 3
+    assert rule(5e-6, 10_000, 2) == 2500
+    assert rule(1e-4, 10_000, 2) == math.ceil(10_000 / math.ceil(1.0 / multicore.CHUNK_SECONDS))
     # calls of CHUNK_SECONDS or more travel one by one
     assert rule(multicore.CHUNK_SECONDS, 10_000, 2) == 1
     assert rule(0.5, 10, 4) == 1
