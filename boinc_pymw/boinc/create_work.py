@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -286,6 +287,21 @@ def write_md5_cache(path: str, md5: str, nbytes: float) -> None:
 Source = Union[None, str, os.PathLike, bytes]
 
 
+def ensure_public(path: str, name: str) -> None:
+    """An input file someone put into the download hierarchy by hand must be
+    readable by the web server (seen live: ``cp`` under umask 077 gave 0600 and
+    Apache answered 403 to every client). Files in download/ are public anyway."""
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode & 0o004:
+        return
+    try:
+        os.chmod(path, mode | 0o444)
+    except OSError as exc:
+        raise CreateWorkError(
+            f"input file {name!r}: the web server cannot read {path} (mode {mode:04o}) and it "
+            f"cannot be made readable ({exc.strerror or exc}): chmod a+r it") from None
+
+
 class Stager:
     """Puts files into the download hierarchy once each and remembers their md5."""
 
@@ -331,8 +347,10 @@ class Stager:
             except OSError as exc:
                 raise CreateWorkError(f"input file {name!r}: cannot stage it at {path}: "
                                       f"{exc.strerror or exc}") from None
-        elif c.cache_md5_info:
-            md5_nbytes = read_md5_cache(path)
+        else:
+            ensure_public(path, name)
+            if c.cache_md5_info:
+                md5_nbytes = read_md5_cache(path)
         if md5_nbytes is None:
             md5_nbytes = md5_and_size(path)
         if c.cache_md5_info:

@@ -80,3 +80,41 @@ def test_web_server_user_reads_input_files_staged_under_umask_077(open_root):
     assert read_as_nobody(staged + ".md5").returncode == 0
     for directory in (os.path.dirname(staged), os.path.dirname(upload)):
         assert stat.S_IMODE(os.stat(directory).st_mode) == DIR_MODE
+
+
+@needs_root
+def test_an_input_file_the_admin_put_in_the_hierarchy_is_made_readable(open_root):
+    """Seen live: ``cp`` into ``dir_hier_path``'s place under umask 077 left a 0600
+    input that Apache refused (403): create-work makes it readable (BOINC's files
+    in download/ are public anyway)."""
+    with umask(0o077):
+        project = make_project(os.path.join(open_root, "proj"), unique_db_name(),
+                               uldl_dir_fanout=1024)
+        try:
+            add_app(project, "sq")
+            write_app_templates(project, "sq", inputs=[InputFile("in")], outputs=["out"])
+            staged = project.download_path("by_hand.dat", create=True)
+            with open(staged, "wb") as f:
+                f.write(b"by hand\n")
+            assert stat.S_IMODE(os.stat(staged).st_mode) == 0o600
+            project.create_work("sq", ["by_hand.dat"], name="perm_2")
+        finally:
+            project.drop()
+    done = read_as_nobody(staged)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"by hand\n"
+
+
+def test_an_input_file_others_cannot_read_and_we_cannot_fix_is_refused(tmp_path, monkeypatch):
+    from boinc_pymw.boinc import create_work as cw
+
+    target = tmp_path / "f.dat"
+    target.write_bytes(b"x")
+    os.chmod(target, 0o600)
+
+    def refuse(path, mode):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(cw.os, "chmod", refuse)
+    with pytest.raises(cw.CreateWorkError, match="web server cannot read"):
+        cw.ensure_public(str(target), "f.dat")
