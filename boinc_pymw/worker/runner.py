@@ -118,11 +118,11 @@ def add_to_sys_path(roots: list[Path], packages: Optional[Path]) -> None:
         sys.path.insert(hosts[0] if hosts else len(sys.path), str(packages))
 
 
-def import_function(reference: str):
-    """Any importable function: only for --trusted-job (the user's own pool)."""
+def _task_function(reference: str, load) -> object:
+    """``load()``'s function, with every way it can fail as a WorkerFailure."""
     try:
-        fn = resolve_reference(reference)
-    except JobFormatError as exc:
+        fn = load()
+    except (JobFormatError, EntryPointRefused) as exc:
         raise WorkerFailure(str(exc)) from None
     except (ImportError, AttributeError) as exc:
         raise WorkerFailure(f"cannot import task function {reference}: "
@@ -130,23 +130,22 @@ def import_function(reference: str):
     if not callable(fn):
         raise WorkerFailure(f"task function {reference} is not callable")
     return fn
+
+
+def import_function(reference: str):
+    """Any importable function: only for --trusted-job (the user's own pool)."""
+    return _task_function(reference, lambda: resolve_reference(reference))
 
 
 def import_app_function(reference: str, roots: list[Path], packages: Optional[Path]):
     """The function ``reference`` names, if it is an entry point of the app's own code
     (entry_points.py); checked before anything of it is imported."""
-    try:
+    def load():
         allowed = EntryPoints.of_code(roots)
         carried = carried_modules(packages) if packages is not None else {}
-        fn = import_entry_point(reference, allowed, roots, carried)
-    except EntryPointRefused as exc:
-        raise WorkerFailure(str(exc)) from None
-    except (ImportError, AttributeError) as exc:
-        raise WorkerFailure(f"cannot import task function {reference}: "
-                            f"{type(exc).__name__}: {exc}") from None
-    if not callable(fn):
-        raise WorkerFailure(f"task function {reference} is not callable")
-    return fn
+        return import_entry_point(reference, allowed, roots, carried)
+
+    return _task_function(reference, load)
 
 
 def run_task(fn, job: dict) -> dict:

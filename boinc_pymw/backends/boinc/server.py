@@ -56,7 +56,6 @@ import collections
 import hashlib
 import itertools
 import logging
-import os
 import re
 import sys
 import threading
@@ -689,8 +688,8 @@ class BoincBackend(Backend):
     def cancel(self, item: WorkItem) -> bool:
         return item.future.cancel()   # the done callback cancels the workunit
 
-    def cancel_batch(self) -> int:
-        """Cancel every workunit of this batch (pending futures and maps are cancelled)."""
+    def _cancel_pending(self) -> None:
+        """Close every map stream and cancel every awaited future of this Master."""
         with self._lock:
             entries = list(self._waiting.values())
             streams = [s for s, _t in self._streams]
@@ -699,6 +698,10 @@ class BoincBackend(Backend):
         for _index, target, _pos, _block in entries:
             if isinstance(target, WorkItem):
                 target.future.cancel()
+
+    def cancel_batch(self) -> int:
+        """Cancel every workunit of this batch (pending futures and maps are cancelled)."""
+        self._cancel_pending()
         with self._create_lock:
             db = self.project.db
             changed = cancel_workunits(db, list(batch_workunit_ids(db, self.batch_id)))
@@ -878,14 +881,7 @@ class BoincBackend(Backend):
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         self._closed = True
         if cancel_futures:
-            with self._lock:
-                entries = list(self._waiting.values())
-                streams = [s for s, _t in self._streams]
-            for stream in streams:
-                self._close_stream(stream)
-            for _index, target, _pos, _block in entries:
-                if isinstance(target, WorkItem):
-                    target.future.cancel()
+            self._cancel_pending()
         self._stop.set()
         self._wake.set()
         if wait:
