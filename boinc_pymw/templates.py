@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional, Union
 
 from . import names
+from ._xml import parse_document
 from .errors import BoincPymwError
 
 
@@ -220,15 +221,7 @@ def _check_unique_open_names(source: str, open_names: list) -> None:
 def check_output_template(text: str, source: str = "output template") -> None:
     """Refuse an output template BOINC would mis-handle: malformed XML, no
     ``<result>``, or two ``<file_ref>``s with the same open_name."""
-    from lxml import etree
-
-    try:
-        root = etree.fromstring(text.encode("utf-8"),
-                                etree.XMLParser(resolve_entities=False, no_network=True))
-    except etree.XMLSyntaxError as exc:
-        raise TemplateError(f"{source}: malformed XML: {exc}") from None
-    if root.tag != "output_template":
-        raise TemplateError(f"{source}: root element is <{root.tag}>, expected <output_template>")
+    root = parse_document(text, source, "output_template", TemplateError)
     result = root.find("result")
     if result is None:
         raise TemplateError(f"{source}: no <result> element")

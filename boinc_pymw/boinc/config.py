@@ -18,6 +18,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .._xml import parse_document
 from ..errors import BoincPymwError
 
 
@@ -205,18 +206,11 @@ class ProjectConfig:
     @classmethod
     def read(cls, path: str) -> "ProjectConfig":
         """Parse ``path`` (a config.xml); errors name the file and the problem."""
-        from lxml import etree
-
         path = os.path.abspath(path)
         if not os.path.isfile(path):
             raise ConfigError(f"{path}: no such file (a BOINC project directory has config.xml)")
-        try:
-            tree = etree.parse(path, etree.XMLParser(resolve_entities=False, no_network=True))
-        except etree.XMLSyntaxError as exc:
-            raise ConfigError(f"{path}: malformed XML: {exc}") from None
-        root = tree.getroot()
-        if root.tag != "boinc":
-            raise ConfigError(f"{path}: root element is <{root.tag}>, expected <boinc>")
+        with open(path, "rb") as f:
+            root = parse_document(f.read(), path, "boinc", ConfigError)
         config_el = root.find("config")
         if config_el is None:
             raise ConfigError(f"{path}: no <config> section inside <boinc>")

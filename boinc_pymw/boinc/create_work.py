@@ -44,6 +44,7 @@ from typing import Iterable, Optional, Union
 
 from ..errors import BoincPymwError
 from ..names import BadName, check_batch_name, check_workunit_name
+from .._xml import parse_document
 from ..templates import (TEMPLATE_WU_FIELDS, TemplateError, check_file_name, check_replication,
                          check_wu_fields)
 from .hierarchy import dir_hier_path, dir_hier_url
@@ -138,19 +139,11 @@ def parse_input_template(text: str, source: str = "<input template>") -> Templat
     """Parse an input template; errors name the template and the problem."""
     import re
 
-    from lxml import etree
-
     empty = re.search(r"<(file_info|workunit|file_ref)\s*/>", text)
     if empty:
         raise CreateWorkError(f"{source}: BOINC's parser ignores an empty <{empty.group(1)}/>; "
                               f"write <{empty.group(1)}></{empty.group(1)}>")
-    try:
-        root = etree.fromstring(text.encode("utf-8"),
-                                etree.XMLParser(resolve_entities=False, no_network=True))
-    except etree.XMLSyntaxError as exc:
-        raise CreateWorkError(f"{source}: malformed XML: {exc}") from None
-    if root.tag != "input_template":
-        raise CreateWorkError(f"{source}: root element is <{root.tag}>, expected <input_template>")
+    root = parse_document(text, source, "input_template", CreateWorkError)
     plan = TemplatePlan(source=source, file_infos=[], workunit=[])
     found_workunit = False
     for el in _elements(root):
