@@ -5,6 +5,7 @@ its format is a contract::
 
     <store>/<group>/<wu_name>.json          one record per workunit
     <store>/<group>/<wu_name>/<open_name>   copies of the canonical output files
+                                            (none for an output held inline)
 
 ``<group>`` is ``batch_<N>`` when ``workunit.batch`` is non-zero, else the
 app name. The JSON record (UTF-8) is::
@@ -14,12 +15,17 @@ app name. The JSON record (UTF-8) is::
      "canonical_result": "wu_0" | null, "canonical_result_id": 33 | null,
      "outputs": [{"open_name": "out0", "file": "<wu_name>/out0",   # relative to the group dir
                   "name": "<physical name>", "nbytes": 123, "md5": "..."}],
+                 # the worker's output document (open name "output.json") of at most
+                 # INLINE_MAX_BYTES of UTF-8 is held in the record instead of a file:
+                 # {"open_name": "output.json", "file": null, "inline": "<its text>", ...}
      "error_mask": 0, "error": "" | "too many results ended in error ...",
      "assimilated_time": 1764050000.0}
 
 A record is written to a temporary name and renamed into place after the
 files are copied, so a reader that sees ``<wu_name>.json`` sees it
-complete. Running the handler again for the same workunit (after a crash)
+complete. Inlining the worker's small output document keeps a call at one
+file in the store (no folder, no copy) with the same guarantee: the record
+is the output. Running the handler again for the same workunit (after a crash)
 rewrites the same files and record. A missing ``<optional/>`` output is
 listed with ``"file": null``.
 
@@ -58,6 +64,10 @@ from boinc_pymw.boinc.project_files import make_project_dir, make_readable
 from boinc_pymw.names import BadName, check_workunit_name
 
 FORMAT_VERSION = 1
+#: the worker's output document (boinc_pymw.worker), inlined in the record when small
+INLINE_OPEN_NAME = "output.json"
+#: largest output held inline in its record (larger ones are copied as files)
+INLINE_MAX_BYTES = 64 * 1024
 
 log = logging.getLogger("boinc_pymw.result_store")
 
@@ -209,9 +219,10 @@ class ResultStoreAssimilator(Assimilator):
             self.make_durable()     # called on its own (boinc-local mode): in place now
 
     def store_outputs(self, canonical: dict, group_dir: str, wu_name: str) -> list[dict]:
-        """Copy each output of the canonical result into ``<group>/<wu_name>/``."""
+        """Copy each output of the canonical result into ``<group>/<wu_name>/``
+        (the folder is made only when an output is not inlined)."""
         out_dir = os.path.join(group_dir, wu_name)
-        make_project_dir(out_dir)
+        made = False
         entries = []
         for n, f in enumerate(self.output_files(canonical)):
             local = check_file_name(f.open_name or f"out{n}")
@@ -219,14 +230,35 @@ class ResultStoreAssimilator(Assimilator):
             entry = {"open_name": f.open_name, "name": f.name, "file": None,
                      "nbytes": 0, "md5": None}
             if data is not None:
-                final = os.path.join(out_dir, local)
-                self._outputs.append((_write_staged(final, data), final))
-                entry.update(file=f"{wu_name}/{local}", nbytes=len(data),
-                             md5=hashlib.md5(data).hexdigest())
+                entry.update(nbytes=len(data), md5=hashlib.md5(data).hexdigest())
+                text = _inline_text(f.open_name, data)
+                if text is not None:
+                    entry["inline"] = text
+                else:
+                    if not made:
+                        make_project_dir(out_dir)
+                        made = True
+                    final = os.path.join(out_dir, local)
+                    self._outputs.append((_write_staged(final, data), final))
+                    entry["file"] = f"{wu_name}/{local}"
             elif not f.optional:
                 raise BadOutputFile(f"{f.name}: canonical output missing")
             entries.append(entry)
         return entries
+
+
+def _inline_text(open_name, data: bytes):
+    """The text of an output held inline in its record (None: copy it as a file).
+
+    Only the worker's output document: other apps' readers find their
+    outputs as files. Its bytes must be UTF-8 so the record keeps them exactly.
+    """
+    if open_name != INLINE_OPEN_NAME or len(data) > INLINE_MAX_BYTES:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def read_record(store: str, group: str, wu_name: str) -> dict:

@@ -25,7 +25,10 @@ from boinc_pymw.boinc.output_files import parse_file_refs
 from boinc_pymw.boinc.states import AssimilateState, ClientState, Outcome, ServerState, \
     ValidateState
 from boinc_pymw.daemons.result_store import ResultStoreAssimilator
-from boinc_pymw.local.simulate import result_row
+from boinc_pymw.local.simulate import result_row, result_xml_doc_in
+
+#: the worker's output file, as install-app's result template names it
+OUTPUT_OPEN_NAME = "output.json"
 
 
 def compute(document: dict) -> bytes:
@@ -40,6 +43,13 @@ def compute(document: dict) -> bytes:
         out = {"ok": False, "error": {"type": type(exc).__name__, "message": str(exc),
                                       "traceback": traceback.format_exc()}}
     return json.dumps(out).encode()
+
+
+def _xml_doc_in(result_name: str) -> str:
+    """A result's xml_doc_in with the app's one output, ``output.json``."""
+    xml, _names = result_xml_doc_in(result_name)
+    return xml.replace("<open_name>out0</open_name>",
+                       f"<open_name>{OUTPUT_OPEN_NAME}</open_name>")
 
 
 class SimulatedServer:
@@ -62,7 +72,8 @@ class SimulatedServer:
         if not wus:
             return 0
         now = int(time.time())
-        rows = [result_row(wu, 0, server_state=int(ServerState.OVER),
+        rows = [result_row(wu, 0, xml_doc_in=_xml_doc_in(f"{wu['name']}_0"),
+                           server_state=int(ServerState.OVER),
                            outcome=int(Outcome.SUCCESS),
                            client_state=int(ClientState.FILES_UPLOADED), sent_time=now,
                            received_time=now, validate_state=int(ValidateState.VALID))

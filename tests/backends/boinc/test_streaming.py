@@ -182,6 +182,29 @@ def test_batch_completes_and_purged_results_stay(sim, capsys):
     assert count_wus(sim) == 0 and sim.server.finish(10) == 0
 
 
+def test_a_small_worker_output_is_held_in_its_record(sim):
+    """One file per call in the results store: no folder, no copy of output.json
+    (a large output is still copied as a file, and both read back)."""
+    import os
+
+    from boinc_pymw.daemons.result_store import INLINE_MAX_BYTES
+
+    big = INLINE_MAX_BYTES + 10
+    with sim_master(sim, "inline") as master:
+        small = master.submit(tasks.square, 12)
+        large = master.submit(tasks.add, "a" * big, "")
+        assert wait_for(lambda: count_wus(sim) == 2)
+        sim.server.finish_all()
+        assert small.result(timeout=10) == 144
+        assert large.result(timeout=10) == "a" * big
+    group = os.path.join(sim.project.path, "results_store", f"batch_{master.backend.batch_id}")
+    assert sorted(os.listdir(group)) == ["inline_0.json", "inline_1", "inline_1.json"]
+    with open(os.path.join(group, "inline_0.json"), encoding="utf-8") as f:
+        [entry] = json.load(f)["outputs"]
+    assert entry["file"] is None and json.loads(entry["inline"]) == {"ok": True, "value": 144}
+    assert os.listdir(os.path.join(group, "inline_1")) == ["output.json"]
+
+
 def test_reattach_refuses_other_input_by_the_workunit_md5(sim):
     with sim_master(sim, "same") as master:
         first = master.submit(tasks.square, 2)
