@@ -29,6 +29,7 @@ Needs MariaDB at 127.0.0.1 (scripts/setup.sh). ``--quick`` uses tiny sizes.
 from __future__ import annotations
 
 import argparse
+import bisect
 import os
 import shutil
 import sys
@@ -86,20 +87,99 @@ def bench_local(n: int, work: str) -> None:
               f"{multicore * 1000:6.1f} ms/call, ratio {local / multicore:8.0f}x")
 
 
-def serve(project_dir: str, app: str, rate: float, stop_file: str) -> None:
-    """The simulated server process: finish ``rate`` workunits per second."""
+def serve(project_dir: str, app: str, rate: float, stop_file: str, marks_file: str) -> None:
+    """The simulated server process: finish ``rate`` workunits per second.
+
+    After each step it appends "<workunits finished so far> <time>" to
+    ``marks_file``: the time the assimilator's transaction marked them
+    assimilated (what the Master's delay is measured from).
+    """
     from backends.boinc.sim_server import SimulatedServer
     from boinc_pymw.boinc.project import Project
 
     project = Project(project_dir)
     server = SimulatedServer(project, app, project.app(app)["id"])
     t0 = time.monotonic()
-    while not os.path.exists(stop_file):
-        due = int(rate * (time.monotonic() - t0)) - server.finished
-        if due <= 0 or not server.finish(min(due, 2000)):
-            time.sleep(0.02)
+    with open(marks_file, "w", buffering=1) as marks:
+        marks.write(f"0 {time.time()}\n")
+        while not os.path.exists(stop_file):
+            due = int(rate * (time.monotonic() - t0)) - server.finished
+            if due <= 0 or not server.finish(min(due, 2000)):
+                time.sleep(0.02)
+                continue
+            marks.write(f"{server.finished} {time.time()}\n")
     print(f"server  finished {server.finished} workunits in "
           f"{time.monotonic() - t0:.1f} s", flush=True)
+
+
+class _DelayMeter:
+    """Delay from a call's assimilation (the server's marks) to its delivery.
+
+    Calls are finished oldest first and a fresh map's positions follow the
+    workunit ids, so call ``pos`` was marked by the first mark whose count
+    exceeds ``pos``. Delays go into 10 ms buckets: bounded memory at 1M calls.
+    """
+
+    BUCKET = 0.01
+
+    def __init__(self, marks_file: str):
+        self.path, self.offset = marks_file, 0
+        self.counts: list[int] = []
+        self.times: list[float] = []
+        self.buckets = [0] * 12_000
+        self.late: list[tuple[int, float]] = []     # delivered before their mark was read
+
+    def _load(self) -> None:
+        try:
+            with open(self.path) as f:
+                f.seek(self.offset)
+                text = f.read()
+        except FileNotFoundError:
+            return
+        end = text.rfind("\n") + 1
+        self.offset += len(text[:end].encode())
+        for line in text[:end].splitlines():
+            count, when = line.split()
+            self.counts.append(int(count))
+            self.times.append(float(when))
+
+    def mark(self, pos: int) -> float | None:
+        if not self.counts or self.counts[-1] <= pos:
+            self._load()
+        i = bisect.bisect_right(self.counts, pos)
+        return self.times[i] if i < len(self.times) else None
+
+    def delivered(self, positions, now: float) -> None:
+        for pos in positions:
+            marked = self.mark(pos)
+            if marked is None:
+                self.late.append((pos, now))
+                continue
+            self.add(now - marked)
+
+    def add(self, delay: float) -> None:
+        self.buckets[min(len(self.buckets) - 1, max(0, int(delay / self.BUCKET)))] += 1
+
+    def finish(self) -> tuple[float, float, int]:
+        """(max, p99) in seconds, and how many calls were measured."""
+        for pos, now in self.late:
+            marked = self.mark(pos)
+            if marked is not None:
+                self.add(now - marked)
+        total = sum(self.buckets)
+        top = max((i for i, n in enumerate(self.buckets) if n), default=0)
+        seen, p99 = 0, 0
+        for i, n in enumerate(self.buckets):
+            seen += n
+            if seen >= 0.99 * total:
+                p99 = i
+                break
+        return (top + 1) * self.BUCKET, (p99 + 1) * self.BUCKET, total
+
+    def server_rate(self) -> float:
+        """Workunits per second the server managed from its start to its last mark."""
+        self._load()
+        return self.counts[-1] / max(1e-9, self.times[-1] - self.times[0])
 
 
 class _CountingDb:
@@ -139,9 +219,11 @@ def bench_scale(n: int, rate: float, poll: float, work: str) -> None:
         master = Master(interface="boinc", project=project.path, app="simapp", batch="scale",
                         poll_interval=poll)
         backend = master.backend
-        polls, busy, delays = [], [], []
-        collect_once, complete, read = backend.collect_once, backend._complete, \
-            backend.store.record
+        marks_file = os.path.join(work, "marks")
+        meter = _DelayMeter(marks_file)
+        polls, busy = [], []
+        collect_once, complete, deliver = backend.collect_once, backend._complete, \
+            backend._deliver
 
         def timed_collect(db):
             counting = _CountingDb(db)
@@ -156,6 +238,10 @@ def bench_scale(n: int, rate: float, poll: float, work: str) -> None:
             busy.append((time.perf_counter() - t, time.thread_time() - c, done))
             return done
 
+        def timed_deliver(outcomes):
+            deliver(outcomes)
+            meter.delivered([pos for _target, pos, _ok, _value in outcomes], time.time())
+
         place, filled = backend._place, []
 
         def timed_place(calls, strict):
@@ -164,16 +250,10 @@ def bench_scale(n: int, rate: float, poll: float, work: str) -> None:
                 filled.append(time.perf_counter() - t0)
             return placed
 
-        def timed_read(name):
-            record = read(name)
-            if record is not None:
-                delays.append(time.time() - float(record.get("assimilated_time") or 0))
-            return record
-
-        backend.collect_once, backend._complete, backend.store.record, backend._place = \
-            timed_collect, timed_complete, timed_read, timed_place
+        backend.collect_once, backend._complete, backend._deliver, backend._place = \
+            timed_collect, timed_complete, timed_deliver, timed_place
         server = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve",
-                                   project.path, "simapp", str(rate), stop_file])
+                                   project.path, "simapp", str(rate), stop_file, marks_file])
         t0 = time.perf_counter()
         results = master.map(tasks.square, range(n))
         total = sum(results)
@@ -185,15 +265,20 @@ def bench_scale(n: int, rate: float, poll: float, work: str) -> None:
         open(stop_file, "w").close()
         server.wait(60)
         server = None
+        delay_max, delay_p99, measured = meter.finish()
+        server_rate = meter.server_rate()
         created = min(n, backend.high_water)
         busy_time = sum(b for b, _c, _d in busy)
         busy_cpu = sum(c for _b, c, _d in busy)
         done_polls = [p for p in polls if p[2]]
         print(f"scale   N={n:,} rate={rate:.0f}/s poll={poll:g}s high_water="
               f"{backend.high_water:,}: all results in {elapsed:.1f} s "
-              f"(ideal {n / rate:.1f} s)")
+              f"(ideal {n / rate:.1f} s); load average {os.getloadavg()[0]:.1f}")
+        reached = "reached" if server_rate >= 0.95 * rate else "did NOT reach"
+        print(f"server  managed {server_rate:,.0f} workunits/s: it {reached} the asked "
+              f"{rate:,.0f}/s")
         print("| N | create rate (first high-water fill) | Master peak RSS | one poll "
-              "(median / max) | SQL per poll (median / max) | completion delay max (p99) | "
+              "(median / max) | SQL per poll (median / max) | assimilation to result, max (p99) | "
               "collector completions/s (per wall s / per CPU s of its thread) |")
         print("|---|---|---|---|---|---|---|")
         print(f"| {n:,} | {created / (first_fill or elapsed):,.0f}/s "
@@ -202,10 +287,11 @@ def bench_scale(n: int, rate: float, poll: float, work: str) -> None:
               f"{statistics.median(p[0] for p in done_polls) * 1000:.0f} / "
               f"{max(p[0] for p in done_polls) * 1000:.0f} ms | "
               f"{statistics.median(p[1] for p in done_polls):.0f} / "
-              f"{max(p[1] for p in done_polls)} | {max(delays):.1f} s "
-              f"({sorted(delays)[int(len(delays) * 0.99)]:.1f} s) | "
+              f"{max(p[1] for p in done_polls)} | {delay_max:.2f} s ({delay_p99:.2f} s) | "
               f"{sum(d for *_x, d in busy) / busy_time:,.0f} / "
               f"{sum(d for *_x, d in busy) / max(busy_cpu, 1e-9):,.0f} |")
+        if measured != n:
+            print(f"(delay measured for {measured:,} of {n:,} calls)")
         # reattach to the finished batch: every call comes back from the store
         t0 = time.perf_counter()
         with Master(interface="boinc", project=project.path, app="simapp", batch="scale",
@@ -237,11 +323,11 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=1000.0,
                         help="scale mode: workunits the simulated server finishes per second")
     parser.add_argument("--poll", type=float, default=5.0, help="scale mode: poll interval")
-    parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        project_dir, app, rate, stop_file = args.serve
-        serve(project_dir, app, float(rate), stop_file)
+        project_dir, app, rate, stop_file, marks_file = args.serve
+        serve(project_dir, app, float(rate), stop_file, marks_file)
         return 0
     work = tempfile.mkdtemp(prefix="bench_boinc_")
     if args.scale:

@@ -72,40 +72,43 @@ def batch_group(batch_id: int) -> str:
     return f"batch_{int(batch_id)}" if batch_id else ""
 
 
-def _read_open(fh, path, max_bytes: int) -> bytes:
-    """All of an open file, refusing more than ``max_bytes`` or a file that grows.
-
-    The read is sized from fstat: asking for ``max_bytes`` at once would make
-    Python allocate that much (16 MiB) for every small record.
-    """
-    st = os.fstat(fh.fileno())
-    if not stat.S_ISREG(st.st_mode):
-        raise StoreError(f"{path} is not a regular file")
-    size = st.st_size
-    if size > max_bytes:
-        raise StoreError(f"{path} is larger than {max_bytes} bytes")
-    data = fh.read(size + 1)
-    if len(data) > size:
-        raise StoreError(f"{path} grew while it was read")
-    return data
-
-
 #: no symlink as the last part; a FIFO must not block the open
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
-def _open(path):
+def _read_file(path: str, max_bytes: int) -> bytes:
+    """All of a regular file, refusing more than ``max_bytes`` or a file that grows.
+
+    Raises FileNotFoundError when there is none. The read is sized from
+    fstat (asking for ``max_bytes`` at once would make Python allocate
+    16 MiB for every small record) and uses no Python file object: a poll
+    reads thousands of small records, and the object cost as much as the read.
+    """
     try:
-        return os.fdopen(os.open(path, _OPEN_FLAGS), "rb")
+        fd = os.open(path, _OPEN_FLAGS)
     except FileNotFoundError:
         raise
     except OSError as exc:
         raise StoreError(f"cannot open {path}: {exc.strerror}") from None
-
-
-def _read_limited(path, max_bytes: int) -> bytes:
-    with _open(path) as fh:
-        return _read_open(fh, path, max_bytes)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise StoreError(f"{path} is not a regular file")
+        size = st.st_size
+        if size > max_bytes:
+            raise StoreError(f"{path} is larger than {max_bytes} bytes")
+        chunks, got = [], 0
+        while got <= size:
+            chunk = os.read(fd, size + 1 - got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+    finally:
+        os.close(fd)
+    if got > size:
+        raise StoreError(f"{path} grew while it was read")
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _parse_json(data: bytes, what: str) -> Any:
@@ -119,9 +122,9 @@ def read_record(group_dir, wu_name: str, max_bytes: int) -> Optional[dict]:
     """The record of ``wu_name`` (None while there is none)."""
     if not wu_name or "/" in wu_name or "\0" in wu_name or wu_name.startswith("."):
         raise StoreError(f"bad workunit name {wu_name!r}")
-    path = os.path.join(group_dir, wu_name + ".json")
+    path = f"{group_dir}/{wu_name}.json"
     try:
-        data = _read_limited(path, max_bytes)
+        data = _read_file(path, max_bytes)
     except FileNotFoundError:
         return None
     record = _parse_json(data, f"results store record {path}")
@@ -198,12 +201,10 @@ def record_output(record: dict, max_bytes: int = 16 * 1024 * 1024) -> Any:
                          f"leaves the results store")
     path = os.path.join(record["_group_dir"], relative)
     try:
-        fh = _open(path)
+        data = _read_file(path, max_bytes)
     except FileNotFoundError:
         raise StoreError(f"workunit {record.get('wu_name')}: its output {path} "
                          f"is missing") from None
-    with fh:
-        data = _read_open(fh, path, max_bytes)
     return _parse_json(data, what)
 
 
