@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
-from ._outcome import HELD, RUNNING, TRANSFERRING_OUTPUT, finished_outcome, held_error
+from ..base import run_chunk
+from ._outcome import (HELD, RUNNING, TRANSFERRING_OUTPUT, chunk_value, finished_outcome,
+                       held_error)
 
 Key = tuple  # (ClusterId, ProcId)
 
@@ -89,7 +91,10 @@ class JobTracker:
             return
         if self._start(job):
             try:
-                job.item.set_result(finished_outcome(history_ad, job.task_dir))
+                value = finished_outcome(history_ad, job.task_dir)
+                if job.item.fn is run_chunk:
+                    value = chunk_value(value)
+                job.item.set_result(value)
             except Exception as exc:
                 job.item.set_exception(exc)
         self._drop(key)

@@ -80,6 +80,26 @@ def finished_outcome(ad, task_dir: Path) -> Any:
     return decode_output(document)
 
 
+def chunk_value(value: Any) -> list:
+    """The results of a ``Master.map`` chunk job (``_chunk.run_chunk``), or raise
+    ``ChunkFailed`` with the results of the calls before the one that raised."""
+    if isinstance(value, list):
+        return value
+    from ...worker.codec import decode_output
+    from ..base import ChunkFailed
+
+    results = value.get("results") if isinstance(value, dict) else None
+    error = value.get("error") if isinstance(value, dict) else None
+    if not isinstance(results, list) or not isinstance(error, dict):
+        raise CondorJobFailed(f"a map chunk job answered {value!r:.200}, neither its results "
+                              f"nor a failed call")
+    try:
+        decode_output({"ok": False, "error": error})
+    except Exception as exc:    # the failed call's error, rebuilt as for any task
+        raise ChunkFailed(results, exc, str(error.get("traceback", ""))) from None
+    raise CondorJobFailed("a map chunk job's error record did not decode to an error")
+
+
 def _tail_note(task_dir: Path) -> str:
     tail = stderr_tail(task_dir)
     return f"; its stderr ends with:\n{tail}" if tail else ""

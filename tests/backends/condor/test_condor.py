@@ -43,6 +43,11 @@ USER_CODE = textwrap.dedent("""\
 
     def fail(message):
         raise ValueError(message)
+
+    def square_small(x):
+        if x > 9:
+            raise ValueError(f"{x} is too big")
+        return x * x
     """)
 
 
@@ -234,6 +239,27 @@ def test_job_whose_worker_fails_reports_exit_code_and_stderr(tmp_path, user_code
         finished_outcome(completed_ad(0, exit_code=code), Path(job["initialdir"]))
     # the worker's own message, from the job's stderr.txt
     assert "boinc_pymw.worker: error: code path usercode" in str(info.value)
+
+
+def test_a_chunk_failing_mid_way_keeps_the_results_before_it(tmp_path, user_code):
+    from boinc_pymw.backends.base import ChunkFailed
+
+    code_dir, mod = user_code
+    item = WorkItem(run_chunk, (mod.square_small, [(1,), (2,), (30,), (4,)]))
+    whole = WorkItem(run_chunk, (mod.square_small, [(3,)]))
+    settings = JobSettings(python=sys.executable, code=[str(code_dir)])
+    jobs, _text, _ = prepare_cluster(tmp_path / "b", [item, whole], settings, run="r")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    tracker = JobTracker()
+    tracker.add(1, [(i, tmp_path / "b" / f"task_{n}") for n, i in enumerate(jobs)])
+    for n, job in enumerate(expanded_jobs(tmp_path / "b" / "job.sub")):
+        assert transfer_and_run(job, tmp_path / f"scratch_{n}", env=env).returncode == 0
+        tracker.finish((1, n), completed_ad(n))
+    failed = item.future.exception(0)
+    assert isinstance(failed, ChunkFailed) and failed.results == [1, 4]
+    assert isinstance(failed.error, ValueError) and str(failed.error) == "30 is too big"
+    assert "square_small" in failed.traceback_text
+    assert whole.future.result(0) == [9]
 
 
 def test_tracker_follows_queue_ads_held_jobs_fail_with_the_hold_reason(tmp_path):
