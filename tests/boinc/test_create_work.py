@@ -291,3 +291,33 @@ def test_cli_single_and_stdin(project, monkeypatch, capsys):
     assert cli_main(["create-work", "--project", project.path, "--appname", "sq",
                      "--stdin"]) == 1
     assert "stdin line 1: unknown option(s) --bogus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tmpfile", [True, False], ids=["O_TMPFILE", "temporary-name"])
+def test_batch_staging_in_threads_keeps_names_whole_and_files_immutable(project, tmpfile,
+                                                                         monkeypatch):
+    """A batch's inputs are staged by a few threads (Stager.prefetch) as unnamed files
+    linked to their names, or via a temporary name where O_TMPFILE is missing: each
+    file is complete, 0644 under any umask, nothing else is left in the hierarchy,
+    and a name taken by other bytes is still refused with nothing written."""
+    monkeypatch.setattr(cw, "_TMPFILE_OK", [tmpfile])
+    project.create_work("sq", [("taken.in", b"old bytes")], name="before")
+    jobs = [{"files": [(f"p{i}.in", b"%d" % i * 100)]} for i in range(40)]
+    old = os.umask(0o077)
+    try:
+        result = project.create_batch(jobs, app="sq", batch_name="threads")
+        with pytest.raises(CreateWorkError, match="immutable"):
+            project.create_batch(jobs[:20] + [{"files": [("taken.in", b"new bytes")]}],
+                                 app="sq", batch_name="clash")
+    finally:
+        os.umask(old)
+    assert len(result.workunit_ids) == 40 and _count(project) == 41
+    for i in range(40):
+        path, data = project.download_path(f"p{i}.in"), b"%d" % i * 100
+        assert open(path, "rb").read() == data
+        assert oct(os.stat(path).st_mode & 0o777) == oct(0o644)
+        assert read_md5_cache(path) == (hashlib.md5(data).hexdigest(), float(len(data)))
+    assert open(project.download_path("taken.in"), "rb").read() == b"old bytes"
+    left = [n for _r, _d, names in os.walk(project.download_dir) for n in names
+            if not n.endswith((".in", ".in.md5"))]
+    assert left == []
