@@ -473,6 +473,17 @@ class Stager:
             todo.append((name, data))
         if len(todo) < 2 * STAGE_THREADS:
             return
+        c = self.config
+        for name, _data in todo:     # directories first, here: make_project_dir is not
+            try:                     # safe against another thread making the same one
+                check_file_name("input file name", name)
+                directory = os.path.dirname(dir_hier_path(name, c.download_dir,
+                                                          c.uldl_dir_fanout))
+                if directory not in self._dirs:
+                    make_project_dir(directory, repair=True)
+                    self._dirs.add(directory)
+            except (OSError, TemplateError, BoincPymwError):
+                pass                 # file_info will say why
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(STAGE_THREADS, thread_name_prefix="create_work_stage") as pool:
@@ -489,8 +500,7 @@ class Stager:
             path = dir_hier_path(name, c.download_dir, c.uldl_dir_fanout)
             directory = os.path.dirname(path)
             if directory not in self._dirs:
-                make_project_dir(directory, repair=True)
-                self._dirs.add(directory)
+                return None                       # could not be made: file_info says why
             if not _put_new_file(directory, path, data):
                 return None                       # there already: file_info compares it
             md5 = hashlib.md5(data).hexdigest()

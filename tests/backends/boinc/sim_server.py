@@ -18,15 +18,21 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import time
 import traceback
 
+from concurrent.futures import ThreadPoolExecutor
+
 from boinc_pymw.boinc.output_files import parse_file_refs
+from boinc_pymw.boinc.project_files import make_project_dir
 from boinc_pymw.boinc.states import AssimilateState, ClientState, Outcome, ServerState, \
     ValidateState
 from boinc_pymw.daemons.result_store import ResultStoreAssimilator
 from boinc_pymw.local.simulate import result_row, result_xml_doc_in
 
+#: threads running calls and writing their uploads
+UPLOAD_THREADS = 4
 #: the worker's output file, as install-app's result template names it
 OUTPUT_OPEN_NAME = "output.json"
 
@@ -62,6 +68,7 @@ class SimulatedServer:
                                                   project=project)
         self.assimilator.app = self.assimilator.lookup_app()
         self.finished = 0
+        self._upload_dirs: set = set()
 
     def finish(self, limit: int) -> int:
         """Finish up to ``limit`` workunits (oldest first); returns how many."""
@@ -84,20 +91,36 @@ class SimulatedServer:
         results = db.query(f"SELECT id, workunitid, xml_doc_in FROM result "
                            f"WHERE workunitid IN ({marks})", tuple(ids))
         by_wu = {wu["id"]: wu for wu in wus}
-        updates = []
-        for r in results:
-            wu = by_wu[r["workunitid"]]
-            with open(self.project.download_path(f"{wu['name']}.json"), "rb") as f:
-                output = compute(json.loads(f.read()))
-            for ref in parse_file_refs(r["xml_doc_in"]):
-                with open(self.project.upload_path(ref["name"], create=True), "wb") as f:
-                    f.write(output)
-            updates.append((r["id"], int(AssimilateState.READY), r["workunitid"]))
-        db.executemany("UPDATE workunit SET canonical_resultid=%s, assimilate_state=%s "
-                       "WHERE id=%s", updates)
+        jobs = [(by_wu[r["workunitid"]]["name"], parse_file_refs(r["xml_doc_in"]))
+                for r in results]
+        for _name, refs in jobs:          # directories here: not from several threads
+            for ref in refs:
+                directory = os.path.dirname(self.project.upload_path(ref["name"]))
+                if directory not in self._upload_dirs:
+                    make_project_dir(directory)
+                    self._upload_dirs.add(directory)
+        # the volunteers' work and uploads, a few at a time: file creation waits on
+        # the file system's journal, and the waits overlap
+        with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+            list(pool.map(self._run_and_upload, jobs))
+        cases = " ".join(["WHEN %s THEN %s"] * len(results))
+        marks = ", ".join(["%s"] * len(results))
+        db.execute(f"UPDATE workunit SET canonical_resultid=CASE id {cases} END, "
+                   f"assimilate_state=%s WHERE id IN ({marks})",
+                   (*[v for r in results for v in (r["workunitid"], r["id"])],
+                    int(AssimilateState.READY), *[r["workunitid"] for r in results]))
         self.assimilator.do_pass()
         self.finished += len(wus)
         return len(wus)
+
+    def _run_and_upload(self, job: tuple) -> None:
+        """Run one workunit's call and put its output where the upload handler would."""
+        wu_name, refs = job
+        with open(self.project.download_path(f"{wu_name}.json"), "rb") as f:
+            output = compute(json.loads(f.read()))
+        for ref in refs:
+            with open(self.project.upload_path(ref["name"]), "wb") as f:
+                f.write(output)
 
     def finish_all(self) -> int:
         total = 0
