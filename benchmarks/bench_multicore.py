@@ -16,9 +16,15 @@ missing loky is skipped, and said so).
 
 Every pool is started and warmed up first (which also lets boinc_pymw measure
 the no-op, as any second map of a program would). Each repetition then runs
-every workload on every pool, the pools taking turns in a rotating order, so
-all see the same machine load; each figure is the median over --repeat
-(for W1 map, over 5 runs per repetition).
+W1 submit, W2 and W3 on every pool, the pools taking turns in a rotating
+order, then W1 map: 20 passes, each running every pool's every chunk size
+once in a shuffled order. A map of no-ops takes 1-3 ms, while the load of a
+shared machine changes within seconds by more than the pools differ: with
+each pool's maps run in a block of their own, the same pool's figure moved
+by +-30% from run to run. Each figure is the median over --repeat (for W1
+map, over 20 x --repeat runs). The default chunk size is one of the explicit
+ones for W1 (5,000), so the default is also compared with that size alone:
+the best of three noisy explicit figures is biased upwards.
 Targets (issues 2 and 18): W1 submit >= 3x ProcessPoolExecutor; W1 map with
 the default chunking >= 1x every peer's best chunk size and >= 1x our own
 best explicit chunk size; W2 >= 1.2x ProcessPoolExecutor; W3 >= 0.95 of ideal.
@@ -35,6 +41,7 @@ import gc
 import math
 import multiprocessing
 import os
+import random
 import statistics
 import sys
 
@@ -46,7 +53,7 @@ from boinc_pymw import Master  # noqa: E402
 
 OURS = "boinc_pymw"
 #: W1 map runs this many times per repetition (each takes a few ms)
-W1_MAP_PASSES = 5
+W1_MAP_PASSES = 20
 
 
 def noop(x=None):
@@ -136,21 +143,12 @@ def measure(run) -> float:
     return timed(run)
 
 
-def run_round(label, pool, samples, sizes, wanted, chunks, payloads, loops, workers, turn):
-    """One repetition (number ``turn``) of every wanted workload on one pool."""
+def run_round(label, pool, samples, sizes, wanted, payloads, loops, workers):
+    """One repetition of every wanted workload but W1 map on one pool."""
     n1, n3 = sizes["n1"], sizes["n3"]
-    xs = list(range(n1))
     got = samples[label]
     if "W1" in wanted:
         got.setdefault("W1 submit", []).append(n1 / measure(w1_submit(pool, noop, n1)))
-        variants = ([None] if label == OURS else []) + list(chunks)
-        # A map of no-ops takes a few ms: several passes per repetition, and
-        # no variant always runs first, right after the submit burst.
-        for sweep in range(W1_MAP_PASSES):
-            shift = (turn + sweep) % len(variants)
-            for chunk in variants[shift:] + variants[:shift]:
-                key = "W1 map default" if chunk is None else f"W1 map chunk {chunk}"
-                got.setdefault(key, []).append(n1 / measure(w1_map_list(pool, xs, chunk)))
     if "W2" in wanted:
         mib = 2 * len(payloads) * len(payloads[0]) / (1 << 20)
         got.setdefault("W2 MiB/s", []).append(mib / measure(w2(pool, echo_payload, payloads)))
@@ -159,12 +157,30 @@ def run_round(label, pool, samples, sizes, wanted, chunks, payloads, loops, work
         got.setdefault("W3 efficiency", []).append(ideal / measure(w3(pool, spin, n3, loops)))
 
 
+def run_map_passes(pools: dict, samples, n1: int, chunks, turn: int) -> None:
+    """W1 map, one repetition (number ``turn``): each pass runs every pool's
+    every chunk size once, in a shuffled order. So all pools are measured in
+    the same milliseconds of machine load (a shared machine's load changes
+    within seconds, by more than the pools differ), and no variant always
+    runs right after another pool's (whose workers' wake-up it would pay)."""
+    xs = list(range(n1))
+    runs = [(label, chunk) for label in pools
+            for chunk in ([None] if label == OURS else []) + list(chunks)]
+    order = random.Random(turn)
+    for _ in range(W1_MAP_PASSES):
+        order.shuffle(runs)
+        for label, chunk in runs:
+            key = "W1 map default" if chunk is None else f"W1 map chunk {chunk}"
+            samples[label].setdefault(key, []).append(
+                n1 / measure(w1_map_list(pools[label], xs, chunk)))
+
+
 def best_map(figures: dict, chunks) -> tuple[float, int]:
     """A pool's best W1 map figure over the explicit chunk sizes, and that size."""
     return max((figures[f"W1 map chunk {c}"], c) for c in chunks)
 
 
-def report(figures: dict, chunks, wanted) -> None:
+def report(figures: dict, chunks, wanted, default_chunk=None) -> None:
     labels = list(figures)
     print()
     print(f"{'median':<24}" + "".join(f"{label:>22}" for label in labels))
@@ -188,6 +204,9 @@ def report(figures: dict, chunks, wanted) -> None:
     if "W1" in wanted:
         mine_best, mine_chunk = best_map(ours, chunks)
         row(f"W1 map default / ours, chunk {mine_chunk}", ours["W1 map default"], mine_best, 1.0)
+        if default_chunk in chunks:
+            row(f"W1 map default / ours at its own size, chunk {default_chunk}",
+                ours["W1 map default"], ours[f"W1 map chunk {default_chunk}"])
         for label in labels[1:]:
             theirs, chunk = best_map(figures[label], chunks)
             name = "Pool.imap" if label == "multiprocessing.Pool" else f"{label} map"
@@ -249,17 +268,18 @@ def main(argv=None) -> int:
         for repetition in range(args.repeat):
             shift = repetition % len(order)
             for label in order[shift:] + order[:shift]:
-                run_round(label, pools[label], samples, sizes, wanted, chunks, payloads,
-                          loops, workers, repetition)
+                run_round(label, pools[label], samples, sizes, wanted, payloads, loops, workers)
+            if "W1" in wanted:
+                run_map_passes(pools, samples, n1, chunks, repetition)
+        default_chunk = pools[OURS].backend.map_chunksize(noop, n1)
         if "W1" in wanted:
-            print(f"boinc_pymw's default chunk size for W1 map at the end: "
-                  f"{pools[OURS].backend.map_chunksize(noop, n1)}")
+            print(f"boinc_pymw's default chunk size for W1 map at the end: {default_chunk}")
     finally:
         for pool in pools.values():
             pool.shutdown()
     figures = {label: {key: statistics.median(values) for key, values in got.items()}
                for label, got in samples.items()}
-    report(figures, chunks, wanted)
+    report(figures, chunks, wanted, default_chunk)
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
