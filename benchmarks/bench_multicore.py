@@ -28,7 +28,10 @@ the best of three noisy explicit figures is biased upwards.
 Targets (issues 2 and 18): W1 submit >= 3x ProcessPoolExecutor; W1 map with
 the default chunking >= 1x every peer's best chunk size and >= 1x our own
 best explicit chunk size; W2 >= 1.2x ProcessPoolExecutor; W3 >= 0.95 of ideal.
-``--quick`` runs tiny sizes as a smoke test.
+``--quick`` runs tiny sizes as a smoke test. ``--instructions MAPS`` counts
+instead the master process's CPU instructions per W1 map under valgrind
+(callgrind), ours against ``Pool.imap``: a figure the machine's load does
+not move, where the times on a busy shared machine cannot settle a 10% gap.
 
     .venv/bin/python benchmarks/bench_multicore.py [--repeat 5] [--workloads W1]
 """
@@ -42,8 +45,11 @@ import math
 import multiprocessing
 import os
 import random
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -228,6 +234,55 @@ def report(figures: dict, chunks, wanted, default_chunk=None) -> None:
               f"target >= 0.95 of ideal {'met' if met else 'NOT met'}")
 
 
+def run_maps(label: str, maps: int, workers: int, n1: int) -> None:
+    """``maps`` W1 maps on one freshly started pool, each with the chunking
+    that pool is credited with (ours: the default), after the usual warm-up."""
+    pool = Master("multicore", workers=workers) if label == OURS else PoolAsExecutor(workers)
+    xs = list(range(n1))
+    chunk = None if label == OURS else math.ceil(n1 / workers)
+    try:
+        for _ in pool.map(noop, range(100), chunksize=10):
+            pass
+        for _ in range(1 + maps):
+            w1_map_list(pool, xs, chunk)()
+    finally:
+        pool.shutdown()
+
+
+def count_instructions(maps: int, workers: int, n1: int) -> int:
+    """The master process's CPU instructions per W1 map (callgrind), ours
+    against ``multiprocessing.Pool.imap``: unlike a time, a count the load of
+    a shared machine does not move. Each pool runs 0 and ``maps`` maps in a
+    process of its own; the difference, divided by ``maps``, is the figure."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        print("valgrind: not installed, --instructions needs it")
+        return 1
+    per_map = {}
+    for label in (OURS, "multiprocessing.Pool"):
+        totals = []
+        for count in (0, maps):
+            with tempfile.TemporaryDirectory() as tmp:
+                out = os.path.join(tmp, "callgrind.%p")
+                proc = subprocess.Popen(
+                    [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}",
+                     sys.executable, os.path.abspath(__file__), "--run-maps", label,
+                     str(count), "-n", str(workers)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                if proc.wait() != 0:
+                    print(f"{label}: the run under valgrind failed (exit {proc.returncode})")
+                    return 1
+                with open(out.replace("%p", str(proc.pid))) as f:  # the master's own file
+                    totals.append(next(int(line.split()[1]) for line in f
+                                       if line.startswith(("totals:", "summary:"))))
+        per_map[label] = (totals[1] - totals[0]) / maps
+        print(f"{label:<22} master instructions per W1 map: {per_map[label]:>12,.0f}")
+    ratio = per_map["multiprocessing.Pool"] / per_map[OURS]
+    print(f"Pool.imap (chunk {math.ceil(n1 / workers)}) / boinc_pymw map (default): {ratio:.2f}x "
+          f"the instructions in the master")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-n", "--workers", type=int, default=2)
@@ -235,7 +290,18 @@ def main(argv=None) -> int:
     parser.add_argument("--workloads", default="W1,W2,W3",
                         help="comma-separated subset of W1,W2,W3 (default: all)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
+    parser.add_argument("--instructions", type=int, metavar="MAPS", default=0,
+                        help="instead: count the master's CPU instructions per W1 map "
+                             "over MAPS maps under valgrind, ours against Pool.imap")
+    parser.add_argument("--run-maps", nargs=2, metavar=("POOL", "MAPS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.run_maps:
+        run_maps(args.run_maps[0], int(args.run_maps[1]), args.workers,
+                 workloads.sizes(args.quick)["n1"])
+        return 0
+    if args.instructions:
+        return count_instructions(args.instructions, args.workers,
+                                  workloads.sizes(args.quick)["n1"])
     wanted = {w.strip().upper() for w in args.workloads.split(",") if w.strip()}
     unknown = wanted - {"W1", "W2", "W3"}
     if unknown:
