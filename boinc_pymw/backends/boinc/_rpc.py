@@ -156,10 +156,22 @@ class JobInput:
 
 @dataclass(frozen=True)
 class JobRequest:
-    """One job of submit_batch: its (workunit) name and input files."""
+    """One job of submit_batch: its (workunit) name and input files, and its own
+    input template (an ``<input_template>`` document) when its files are not the
+    app template's."""
 
     name: str
     inputs: tuple
+    input_template: Optional[str] = None
+
+
+#: batch-level template named when jobs bring their own: submit_batch (1.4.7 to
+#: 1.6) counts every job's input files against ONE batch-level template
+#: (validate_batch), templates/<workunit_template_file> or else templates/<app>_in,
+#: even for jobs with their own; a file that does not exist skips that count
+#: (read_input_template returns null) and create_work checks each job against
+#: its own template instead. Nothing may be installed under this name.
+NO_BATCH_TEMPLATE = "boinc_pymw_jobs_have_their_own_input_templates"
 
 
 def job_file_name(data: bytes) -> str:
@@ -371,11 +383,16 @@ class SubmitClient:
         the batch in progress."""
         parts = [f"<batch>\n<app_name>{escape(app_name)}</app_name>\n"
                  f"<batch_id>{int(batch_id)}</batch_id>\n"]
+        if any(job.input_template for job in jobs):
+            parts.append(f"<workunit_template_file>{NO_BATCH_TEMPLATE}"
+                         f"</workunit_template_file>\n")
         for job in jobs:
             parts.append(f"<job>\n<name>{escape(job.name)}</name>\n")
             for item in job.inputs:
                 parts.append(f"<input_file>\n<mode>{item.mode}</mode>\n"
                              f"<source>{escape(item.source)}</source>\n</input_file>\n")
+            if job.input_template:
+                parts.append(job.input_template.strip() + "\n")
             parts.append("</job>\n")
         parts.append("</batch>\n")
         reply = self.call("submit_batch", "".join(parts), idempotent=False)

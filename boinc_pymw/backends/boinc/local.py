@@ -8,6 +8,8 @@ Data flow of one call::
 
     Master.submit / map --> WorkItem
         | encode_task -> <workdir>/download/<batch>_<n>.json    (as -i boinc)
+        | submit_task's data files -> <workdir>/download/pymw_<md5>_<name>, more
+        | inputs of the workunit, copied into each slot (as -i boinc, _data_files)
         v
     workunit from the app's templates (the project's templates/<app>_in and
     _out, or the ones install-app writes): input refs, output refs, quorum
@@ -185,6 +187,8 @@ class BoincLocalBackend(Backend):
 
     name = "boinc-local"
     default_chunksize = 1
+    #: submit_task(data_files=...): copied inputs of the workunit, as with -i boinc
+    data_files = "copy"
 
     def __init__(self, workers: Optional[int] = None, *, project: Optional[str] = None,
                  app: str = "boinc_pymw", batch: Optional[str] = None,
@@ -374,21 +378,47 @@ class BoincLocalBackend(Backend):
                 self._next_index += 1
                 name = workunit_name(self.batch, index)
                 try:
-                    job = encode_call(item)
+                    job, data_files = self._encode(item)
                     data = encode_input(job)
                 except Exception as exc:  # this call only: the rest of the submit goes on
                     item.set_exception(exc)
                     continue
                 path = self.download_dir / input_file_name(name)
-                if path.exists() and path.read_bytes() != data:
+                listing = "".join(f"{f.open_name}\t{f.physical_name}\n"
+                                  for f in data_files).encode()
+                listed = path.with_suffix(".data_files")    # which data files it had
+                if path.exists() and (path.read_bytes() != data or listing !=
+                                      (listed.read_bytes() if listed.exists() else b"")):
                     raise changed_input_error(self.batch, name, path)
                 if not path.exists():
+                    if listing:
+                        write_atomic(listed, listing)
                     write_atomic(path, data)
                 module = job["function"].partition(":")[0]
                 self._queued.add(item)
-                self._workunits.submit(self._run_workunit, item, name, path, module)
+                self._workunits.submit(self._run_workunit, item, name, path, module,
+                                       data_files)
 
-    def _run_workunit(self, item: WorkItem, name: str, input_path: Path, module: str) -> None:
+    def _encode(self, item: WorkItem) -> tuple:
+        """(job document, data files as copied slot inputs) of one call; a call of
+        submit_task(data_files=...) runs its function with the files in its slot."""
+        from ...local.slots import SlotFile
+        from ...worker import encode_task
+        from . import _data_files
+
+        fn, args, kwargs, files = _data_files.split_call(item)
+        if not files:
+            return encode_call(item), []
+        job = encode_task(fn, args, kwargs)
+        reserved = {r["open_name"] for r in self.input_refs + self.output_refs
+                    if r["open_name"]}
+        inputs = _data_files.data_inputs(files, reserved)
+        _data_files.check_disk_bound(inputs, self.wu_fields.get("rsc_disk_bound"))
+        return job, [SlotFile(d.physical_name, Path(_data_files.copy_into(d, self.download_dir)),
+                              d.open_name, copy_file=True) for d in inputs]
+
+    def _run_workunit(self, item: WorkItem, name: str, input_path: Path, module: str,
+                      data_files: Sequence = ()) -> None:
         with self._lock:
             self._queued.discard(item)
         if not item.mark_started():
@@ -396,7 +426,7 @@ class BoincLocalBackend(Backend):
         try:
             record = self.store.record(name)
             if record is None:
-                self._process(item, name, input_path, module)
+                self._process(item, name, input_path, module, data_files)
                 record = self.store.record(name)
             if record is None:
                 raise BoincPymwError(
@@ -411,7 +441,8 @@ class BoincLocalBackend(Backend):
         (item.set_result if ok else item.set_exception)(value)
 
     # -- one workunit through the pipeline ---------------------------------------------------
-    def _process(self, item: WorkItem, name: str, input_path: Path, module: str) -> None:
+    def _process(self, item: WorkItem, name: str, input_path: Path, module: str,
+                 data_files: Sequence = ()) -> None:
         from ...local.slots import SlotFile
         from ...boinc.states import (AssimilateState, Outcome, ServerState, ValidateState,
                                     WuError)
@@ -424,7 +455,8 @@ class BoincLocalBackend(Backend):
               "assimilate_state": int(AssimilateState.READY), "need_validate": 0,
               "transition_time": int(time.time()), "opaque": 0.0, **rep}
         ref = self.input_refs[0]
-        inputs = [SlotFile(input_path.name, input_path, ref["open_name"], ref["copy_file"])]
+        inputs = [SlotFile(input_path.name, input_path, ref["open_name"], ref["copy_file"]),
+                  *data_files]
         results: list[dict] = []
         target = rep["target_nresults"]
         while True:

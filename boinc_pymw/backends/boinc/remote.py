@@ -61,6 +61,8 @@ from ._app_check import (EntryPoints, SubmissionRefused, check_app, explain_refu
 from ._credentials import find_authenticator, warn_if_insecure
 from ._rpc import (BATCH_STATE_INIT, BoincRpcError, JobInput, JobRequest, JobStatus,
                    RemoteError, RpcTransportError, SubmitClient, job_file_name)
+from ._data_files import (DataFileError, check_disk_bound, data_digest, data_inputs,
+                          input_template_with, read_as_named, split_call)
 from .calls import check_batch_name, encode_call, encode_input, new_batch_name
 from .outcomes import WorkunitFailed, stderr_excerpt
 
@@ -74,6 +76,8 @@ ERROR_BITS = {"couldnt_send_result": 1, "too_many_error_results": 2,
               "cancelled": 16, "no_canonical_result": 32}
 #: input files per upload_files request (PHP's max_file_uploads is 20 by default)
 UPLOADS_PER_REQUEST = 16
+#: bytes of data files per upload_files request (PHP's post_max_size is 8 MB by default)
+UPLOAD_BYTES_PER_REQUEST = 6 * 1024 * 1024
 
 
 class RemoteSubmitError(RemoteError):
@@ -122,6 +126,7 @@ class _Call:
     attempts: int = 0
     uncertain: bool = False
     not_before: float = 0.0
+    data_files: tuple = ()    # _data_files.DataInput: uploaded, then inputs of the job
 
 
 class RemoteBoincBackend(Backend):
@@ -129,6 +134,8 @@ class RemoteBoincBackend(Backend):
 
     name = "boinc"
     default_chunksize = 1
+    #: submit_task(data_files=...): uploaded with job_file.php, inputs of the job
+    data_files = "copy"
 
     def __init__(self, workers: Optional[int] = None, *, url: str, app: str = "boinc_pymw",
                  batch: Optional[str] = None, authenticator: Optional[str] = None,
@@ -180,6 +187,7 @@ class RemoteBoincBackend(Backend):
         self._unsettled_errors = 0              # calls ended by our errors, not the job's
         self._existing: dict = {}               # index -> (job name, job id, part)
         self._send_after = 0.0
+        self._app_templates: Optional[tuple] = None   # (input template, reserved names, disk bound)
         self.fraction_done = 0.0
         self.retired = False
 
@@ -285,14 +293,14 @@ class RemoteBoincBackend(Backend):
                     index = self._next_index
                     self._next_index += 1
                     try:
-                        job = encode_call(item)
+                        job, data_files = self._encode(item)
                         if self.entry_points is not None:
                             self.entry_points.check(job["function"])
                         data = encode_input(job)
                     except Exception as exc:   # not JSON, not shipped: this call fails
                         item.set_exception(exc)
                         continue
-                    name = job_name(self.batch, index, data)
+                    name = job_name(self.batch, index, data_digest(data, data_files))
                     existing = self._existing.get(index)
                     if existing is not None:
                         if existing[0] != name:
@@ -303,7 +311,7 @@ class RemoteBoincBackend(Backend):
                         known.append(_Call(index, name, item, part=existing[2],
                                            job_id=existing[1]))
                     else:
-                        calls.append(_Call(index, name, item, data))
+                        calls.append(_Call(index, name, item, data, data_files=data_files))
             except BaseException as exc:
                 for item in items:
                     item.set_exception(exc)
@@ -316,6 +324,37 @@ class RemoteBoincBackend(Backend):
             for call in known + calls:
                 call.item.future.add_done_callback(self._on_done_callback(call))
         self._wake.set()
+
+    def _encode(self, item: WorkItem) -> tuple:
+        """(job document, data files) of one call; the data files of
+        submit_task(data_files=...) are checked against the app's templates."""
+        fn, args, kwargs, files = split_call(item)
+        if not files:
+            return encode_call(item), ()
+        from ...worker import encode_task
+
+        template, reserved, disk_bound = self._templates()
+        inputs = data_inputs(files, reserved)
+        check_disk_bound(inputs, disk_bound)
+        return encode_task(fn, args, kwargs), inputs
+
+    def _templates(self) -> tuple:
+        """The app's input template text, the open names of its own files and its
+        disk bound (get_templates, asked once)."""
+        if self._app_templates is None:
+            import xml.etree.ElementTree as ET
+
+            from ._data_files import disk_bound_of, open_names
+
+            try:
+                templates = self.client.get_templates(self.app_name)
+            except BoincRpcError as exc:
+                raise explain_refusal(exc, self.app_name) from None
+            texts = [ET.tostring(templates.find(tag), encoding="unicode")
+                     for tag in ("input_template", "output_template")]
+            self._app_templates = (texts[0], open_names(texts[0]) | open_names(texts[1]),
+                                   disk_bound_of(texts[0]))
+        return self._app_templates
 
     def _on_done_callback(self, call: _Call):
         def callback(future) -> None:
@@ -428,12 +467,15 @@ class RemoteBoincBackend(Backend):
 
     def _submit_chunk(self, chunk: list) -> None:
         try:
+            chunk = self._upload_data_files(chunk)
+            if not chunk:
+                return
             inputs = self._stage_inputs(chunk)
             part = self._current_part()
         except RemoteError as exc:
             self._retry_or_fail(chunk, exc)
             return
-        jobs = [JobRequest(c.name, (inputs[c.name],)) for c in chunk]
+        jobs = [self._job_request(c, inputs[c.name]) for c in chunk]
         try:
             self.client.submit_batch(self.app_name, part.id, jobs)
         except RemoteError as exc:
@@ -443,6 +485,52 @@ class RemoteBoincBackend(Backend):
         self._register(chunk, part, {})
         log.info("batch %s: %d jobs submitted in %s (id %d)", self.batch, len(chunk),
                  part.name, part.id)
+
+    def _job_request(self, call: _Call, job_input: JobInput) -> JobRequest:
+        if not call.data_files:
+            return JobRequest(call.name, (job_input,))
+        template = input_template_with(self._templates()[0], call.data_files,
+                                       f"app {self.app_name}'s input template")
+        return JobRequest(call.name, (job_input, *(JobInput("local_staged", d.physical_name)
+                                                   for d in call.data_files)), template)
+
+    def _upload_data_files(self, chunk: list) -> list:
+        """Upload the chunk's data files the project does not have yet (job_file.php,
+        a few per request); returns the calls that can go on. A call whose data
+        file can no longer be read as it was named fails here, before any job of
+        it exists."""
+        wanted: dict = {}
+        for call in chunk:
+            for d in call.data_files:
+                wanted.setdefault(d.physical_name, (d, []))[1].append(call)
+        if not wanted:
+            return chunk
+        names = sorted(wanted)
+        absent = [names[i] for i in self.client.query_files(names)]
+        failed: dict = {}
+        group, size = [], 0
+        for name in absent + [None]:
+            if name is not None:
+                d, calls = wanted[name]
+                try:
+                    data = read_as_named(d)
+                except DataFileError as exc:
+                    for call in calls:
+                        failed.setdefault(id(call), (call, exc))
+                    continue
+            if group and (name is None or len(group) >= UPLOADS_PER_REQUEST
+                          or size + len(data) > UPLOAD_BYTES_PER_REQUEST):
+                self.client.upload_files(group)
+                group, size = [], 0
+            if name is not None:
+                group.append((name, data))
+                size += len(data)
+        if failed:
+            with self._lock:
+                self._unsettled_errors += len(failed)
+            for call, exc in failed.values():
+                call.item.set_exception(exc)
+        return [c for c in chunk if id(c) not in failed]
 
     def _stage_inputs(self, chunk: list) -> dict:
         """job name -> JobInput; big inputs are uploaded (job_file.php) first."""

@@ -8,7 +8,9 @@ Data flow::
         v
     workunit "<batch>_<n>" (n = call index in this Master), input file
     "<batch>_<n>.json" staged in the download hierarchy, created with the
-    app's own templates (templates/<app>_in, templates/<app>_out)
+    app's own templates (templates/<app>_in, templates/<app>_out); the data
+    files of submit_task(data_files=...) are more inputs, copied into the
+    slot under their base names (_data_files: the app's template plus them)
         |
         v  BOINC: transitioner -> scheduler -> volunteers -> validator ->
         |         result-collecting assimilator (daemons/) -> results store
@@ -87,6 +89,8 @@ BLOCK_SPAN = 4096
 MAX_RANGES = 32
 #: ids read per query when scanning a range
 SCAN_LIMIT = 20_000
+#: finished calls read and delivered at a time within one poll
+DELIVER_CHUNK = 1000
 
 _MD5 = re.compile(r"<md5_cksum>\s*([0-9a-fA-F]{32})\s*</md5_cksum>")
 
@@ -304,6 +308,8 @@ class BoincBackend(Backend):
 
     name = "boinc"
     default_chunksize = 1
+    #: submit_task(data_files=...): extra input files of the workunit (_data_files)
+    data_files = "copy"
     #: workunit fields a Master may set (Backend.check_options accepts them)
     extra_options = ("min_quorum", "target_nresults", "delay_bound", "rsc_fpops_est",
                      "rsc_fpops_bound", "max_error_results", "max_total_results",
@@ -477,6 +483,14 @@ class BoincBackend(Backend):
         return stream.iterate(deadline, lambda: self._close_stream(stream))
 
     def _encode(self, item: WorkItem) -> bytes:
+        from ._data_files import split_call
+
+        fn, args, kwargs, files = split_call(item)
+        if files:
+            from ._submit import call_input
+
+            return call_input(self.project, self.app_name, self.wu_fields, fn, args, kwargs,
+                              files)
         return encode_input(encode_call(item))
 
     def _feed(self, stream: _MapStream, fn: Callable, iterables: Sequence[Iterable]) -> None:
@@ -642,7 +656,9 @@ class BoincBackend(Backend):
             doc = doc.decode("utf-8", "replace")
         listed = {m.lower() for m in _MD5.findall(doc)}
         if listed:
-            if hashlib.md5(data).hexdigest() in listed:
+            needed = {hashlib.md5(data).hexdigest()}
+            needed.update(d.md5 for d in getattr(data, "data_files", ()))
+            if needed <= listed:
                 return None
             return changed_input_error(self.batch, name,
                                        self.project.download_path(input_file_name(name)))
@@ -713,6 +729,7 @@ class BoincBackend(Backend):
     def _collect_loop(self) -> None:
         db = None
         while True:
+            started = time.monotonic()
             try:
                 if db is None:
                     from ...boinc.db import Database
@@ -728,7 +745,10 @@ class BoincBackend(Backend):
                     db = None
             if self._stop.is_set() and self._idle():
                 break
-            self._wake.wait(self.poll_interval)
+            # polls start every poll_interval, however long one took: a call
+            # assimilated just after a poll's query waits one interval, not
+            # one interval plus the poll
+            self._wake.wait(max(0.0, self.poll_interval - (time.monotonic() - started)))
             self._wake.clear()
         if db is not None:
             try:
@@ -770,8 +790,8 @@ class BoincBackend(Backend):
                     (self.app["id"], int(AssimilateState.DONE), last, hi, SCAN_LIMIT))
                 waiting = self._waiting
                 hits = [r["id"] for r in rows if r["id"] in waiting]
-                if hits:
-                    done += self._complete(db, hits)
+                for start in range(0, len(hits), DELIVER_CHUNK):   # the first ones need
+                    done += self._complete(db, hits[start:start + DELIVER_CHUNK])  # no wait
                 if len(rows) < SCAN_LIMIT:
                     break
                 last = rows[-1]["id"]

@@ -191,16 +191,21 @@ class StandIn:
         for j in b.findall("job"):
             files = [(_text(f, "mode"), f.findtext("source") or "")
                      for f in j.findall("input_file")]
-            jobs.append((_text(j, "name"), files))
-        template_path = os.path.join(self.project.path, "templates", f"{app['name']}_in")
+            own = j.find("input_template")       # asXML(): the element itself
+            jobs.append((_text(j, "name"), files,
+                         None if own is None else ET.tostring(own, encoding="unicode")))
+        # read_input_template: the batch's workunit_template_file, else <app>_in;
+        # validate_batch counts every job's files against it, if it exists
+        template_path = os.path.join(self.project.path, "templates",
+                                     _text(b, "workunit_template_file") or f"{app['name']}_in")
         if os.path.exists(template_path):
             n = len(ET.parse(template_path).getroot().findall("file_info"))
-            for i, (_name, files) in enumerate(jobs):
+            for i, (_name, files, _own) in enumerate(jobs):
                 if len(files) != n:
                     raise XmlError(f"wrong # of input files for job {i}: need {n}, "
                                    f"got {len(files)}")
-        staged = [(name, [self._stage(mode, source) for mode, source in files])
-                  for name, files in jobs]
+        staged = [(name, [self._stage(mode, source) for mode, source in files], own)
+                  for name, files, own in jobs]
         batch_id = int(_text(b, "batch_id") or 0)
         if batch_id:
             batch = self.db.query_one("SELECT * FROM batch WHERE id=%s", (batch_id,))
@@ -245,8 +250,9 @@ class StandIn:
             for start in range(0, len(staged), JOBS_PER_INSERT):
                 group = staged[start:start + JOBS_PER_INSERT]
                 try:
-                    project.create_batch([Job(app=app["name"], files=files, name=name)
-                                          for name, files in group], batch_id=batch_id)
+                    project.create_batch([Job(app=app["name"], files=files, name=name,
+                                              input_template=own)
+                                          for name, files, own in group], batch_id=batch_id)
                 except Exception as exc:
                     raise XmlError(f"create_work failed: {exc}") from None
         finally:

@@ -53,3 +53,10 @@ def square_or_raise(x):
     if not isinstance(x, (int, float)):
         raise ValueError(f"{x!r} is not a number")
     return x * x
+
+
+def count_in_file(word, name="words.txt"):
+    """PyMW's string_counter: how often ``word`` is in a data file of the task's
+    working directory (Master.submit_task(..., data_files=[...]))."""
+    with open(name) as f:
+        return f.read().split().count(word)

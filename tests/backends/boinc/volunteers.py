@@ -60,7 +60,8 @@ class Volunteers:
         for ref in root.iterfind("workunit/file_ref"):
             phys = ref.findtext("file_name")
             inputs.append(SlotFile(phys, self.project.download_path(phys),
-                                   ref.findtext("open_name")))
+                                   ref.findtext("open_name"),
+                                   copy_file=ref.find("copy_file") is not None))
         doc = safe_xml(result["xml_doc_in"], wrap=True)
         outputs = [SlotFile(ref.findtext("file_name"), None, ref.findtext("open_name"))
                    for ref in doc.iterfind("result/file_ref")]
