@@ -112,3 +112,25 @@ def test_a_data_file_changed_before_upload_fails_its_call(world, tmp_path, monke
     with pytest.raises(DataFileError, match="changed while it was being submitted"):
         m.get_result(task)
     assert workunits(world) == []
+
+
+def test_reattaching_checks_the_data_files(world, slots, tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("a b a\n")
+    first = master(world, keep_batch=True)
+    task = first.submit_task(tasks.count_in_file, ("a",), data_files=[str(words)])
+    drive_slots(world, slots, [task.future])
+    assert first.get_result(task)[1] == 2
+    batch = first.backend.batch
+    first.shutdown()
+    again = master(world, batch=batch, keep_batch=True)   # same call, same file: no new job
+    task = again.submit_task(tasks.count_in_file, ("a",), data_files=[str(words)])
+    drive(world, [task.future])
+    assert again.get_result(task)[1] == 2
+    again.shutdown()
+    assert len(workunits(world)) == 1 and world.standin.requests.count("upload_files") == 1
+    words.write_text("a\n")
+    third = master(world, batch=batch, keep_batch=True)
+    with pytest.raises(Exception, match="call 0 differs from the job"):
+        third.submit_task(tasks.count_in_file, ("a",), data_files=[str(words)])
+    third.shutdown(wait=False)
