@@ -220,3 +220,30 @@ def test_reattach_refuses_other_input_by_the_workunit_md5(sim):
     with sim_master(sim, "same") as master:
         assert master.submit(tasks.square, 2).result(timeout=10) == 4  # same input: reused
     assert count_wus(sim) == 1
+
+
+def test_polls_start_every_interval_however_long_one_takes(sim):
+    """A slow poll does not push the next one back: the wait after it is shortened,
+    so a call assimilated just after a poll's query is seen one interval later."""
+    master = sim_master(sim, "cadence", poll_interval=2.0)
+    backend = master.backend
+    waits = []
+
+    class Recording(threading.Event):
+        def wait(self, timeout=None):
+            waits.append(timeout)
+            return super().wait(min(timeout, 0.05))
+
+    def slow_poll(db):
+        time.sleep(0.3)
+        return 0
+
+    old_wake = backend._wake
+    backend.collect_once = slow_poll
+    backend._wake = Recording()
+    old_wake.set()
+    try:
+        assert wait_for(lambda: len(waits) >= 3)
+    finally:
+        master.shutdown()
+    assert max(waits[:3]) <= 2.0 - 0.3 + 1e-6, waits
