@@ -16,13 +16,15 @@ missing loky is skipped, and said so).
 
 Every pool is started and warmed up first (which also lets boinc_pymw measure
 the no-op, as any second map of a program would). Each repetition then runs
-W1 submit, W2 and W3 on every pool, the pools taking turns in a rotating
-order, then W1 map: 20 passes, each running every pool's every chunk size
-once in a shuffled order. A map of no-ops takes 1-3 ms, while the load of a
-shared machine changes within seconds by more than the pools differ: with
-each pool's maps run in a block of their own, the same pool's figure moved
-by +-30% from run to run. Each figure is the median over --repeat (for W1
-map, over 20 x --repeat runs). The default chunk size is one of the explicit
+W2 and W3 on every pool, the pools taking turns in a rotating order, then
+W1 submit: 3 passes, each running every pool once in a shuffled order, then
+W1 map: 20 passes, each running every pool's every chunk size once in a
+shuffled order. A map of no-ops takes 1-3 ms, while the load of a shared
+machine changes within seconds by more than the pools differ: with each
+pool's maps run in a block of their own, the same pool's figure moved by
++-30% from run to run (and a submit burst, 0.2-2 s, by +-25%). Each figure
+is the median over --repeat runs (W1 submit: 3 x --repeat, W1 map:
+20 x --repeat). The default chunk size is one of the explicit
 ones for W1 (5,000), so the default is also compared with that size alone:
 the best of three noisy explicit figures is biased upwards.
 Targets (issues 2 and 18): W1 submit >= 3x ProcessPoolExecutor; W1 map with
@@ -60,6 +62,8 @@ from boinc_pymw import Master  # noqa: E402
 OURS = "boinc_pymw"
 #: W1 map runs this many times per repetition (each takes a few ms)
 W1_MAP_PASSES = 20
+#: W1 submit runs this many times per repetition (each takes 0.2-2 s)
+W1_SUBMIT_PASSES = 3
 
 
 def noop(x=None):
@@ -150,17 +154,27 @@ def measure(run) -> float:
 
 
 def run_round(label, pool, samples, sizes, wanted, payloads, loops, workers):
-    """One repetition of every wanted workload but W1 map on one pool."""
-    n1, n3 = sizes["n1"], sizes["n3"]
+    """One repetition of W2 and W3 (those wanted) on one pool."""
+    n3 = sizes["n3"]
     got = samples[label]
-    if "W1" in wanted:
-        got.setdefault("W1 submit", []).append(n1 / measure(w1_submit(pool, noop, n1)))
     if "W2" in wanted:
         mib = 2 * len(payloads) * len(payloads[0]) / (1 << 20)
         got.setdefault("W2 MiB/s", []).append(mib / measure(w2(pool, echo_payload, payloads)))
     if "W3" in wanted:
         ideal = serial_time(loops, 3) * n3 / workers  # under the current load
         got.setdefault("W3 efficiency", []).append(ideal / measure(w3(pool, spin, n3, loops)))
+
+
+def run_submit_passes(pools: dict, samples, n1: int, turn: int) -> None:
+    """W1 submit, one repetition (number ``turn``): each pass runs every pool
+    once, in a shuffled order (see :func:`run_map_passes`)."""
+    order = random.Random(turn)
+    labels = list(pools)
+    for _ in range(W1_SUBMIT_PASSES):
+        order.shuffle(labels)
+        for label in labels:
+            samples[label].setdefault("W1 submit", []).append(
+                n1 / measure(w1_submit(pools[label], noop, n1)))
 
 
 def run_map_passes(pools: dict, samples, n1: int, chunks, turn: int) -> None:
@@ -190,7 +204,8 @@ def report(figures: dict, chunks, wanted, default_chunk=None) -> None:
     labels = list(figures)
     print()
     print(f"{'median':<24}" + "".join(f"{label:>22}" for label in labels))
-    keys = [k for k in figures[OURS] if any(k in figures[label] for label in labels)]
+    keys = sorted((k for k in figures[OURS] if any(k in figures[label] for label in labels)),
+                  key=lambda k: (k[:2], k != "W1 submit", k != "W1 map default"))
     for key in keys:
         fmt = "{:>22.3f}" if key == "W3 efficiency" else "{:>22,.0f}"
         print(f"{key:<24}" + "".join(
@@ -336,6 +351,7 @@ def main(argv=None) -> int:
             for label in order[shift:] + order[:shift]:
                 run_round(label, pools[label], samples, sizes, wanted, payloads, loops, workers)
             if "W1" in wanted:
+                run_submit_passes(pools, samples, n1, repetition)
                 run_map_passes(pools, samples, n1, chunks, repetition)
         default_chunk = pools[OURS].backend.map_chunksize(noop, n1)
         if "W1" in wanted:
