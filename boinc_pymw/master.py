@@ -282,8 +282,9 @@ class Master(Executor):
             if mode is None:
                 raise BoincPymwError(
                     f"the {self.interface} back end cannot put data_files into a task's "
-                    f"directory (multicore, mpi and condor can); ship the data with the task's "
-                    f"arguments, or with the app's code")
+                    f"directory (every built-in back end can; this one sets no "
+                    f"Backend.data_files); ship the data with the task's arguments, or with "
+                    f"the app's code")
             files = collect(data_files, mode)
             item = self._submit_item(run_in_task_directory,
                                      (executable, input_data, {}, files), {})
