@@ -24,9 +24,9 @@ machine changes within seconds by more than the pools differ: with each
 pool's maps run in a block of their own, the same pool's figure moved by
 +-30% from run to run (and a submit burst, 0.2-2 s, by +-25%). Each figure
 is the median over --repeat runs (W1 submit: 3 x --repeat, W1 map:
-20 x --repeat). The default chunk size is one of the explicit
-ones for W1 (5,000), so the default is also compared with that size alone:
-the best of three noisy explicit figures is biased upwards.
+20 x --repeat). The default chunk size is one of the explicit ones for W1
+(5,000), so the default is also compared with that size alone: the best of
+three noisy explicit figures is biased upwards.
 Targets (issues 2 and 18): W1 submit >= 3x ProcessPoolExecutor; W1 map with
 the default chunking >= 1x every peer's best chunk size and >= 1x our own
 best explicit chunk size; W2 >= 1.2x ProcessPoolExecutor; W3 >= 0.95 of ideal.
