@@ -166,12 +166,12 @@ def _parse(text: str, source: str):
     return parse_document(text, source, "input_template", BoincPymwError)
 
 
-def open_names(template_text: str, source: str = "template") -> set:
-    """The open names of an input or output template's ``<file_ref>``s."""
-    from lxml import etree
+def open_names(template_text: str, root_tag: str, source: str = "template") -> set:
+    """The open names of an input (``root_tag`` "input_template") or output
+    ("output_template") template's ``<file_ref>``s."""
+    from ..._xml import parse_document
 
-    root = etree.fromstring(template_text.encode("utf-8"),
-                            etree.XMLParser(resolve_entities=False, no_network=True))
+    root = parse_document(template_text, source, root_tag, BoincPymwError)
     return {(ref.findtext("open_name") or "").strip() for ref in root.iter("file_ref")} - {""}
 
 

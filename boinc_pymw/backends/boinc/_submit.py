@@ -32,30 +32,55 @@ def call_input(project, app_name: str, wu_fields: dict, fn, args, kwargs,
                files: Sequence) -> CallInput:
     """The input of a call with data files: checked against the app's templates
     (names its own files use, its disk bound) before anything is staged."""
-    from ...templates import template_paths
     from ...worker import encode_task
 
     data = CallInput(encode_input(encode_task(fn, args, kwargs)))
-    in_path, out_path = template_paths(project.path, app_name)
-    with open(in_path, encoding="utf-8") as f:
-        in_text = f.read()
-    with open(out_path, encoding="utf-8") as f:
-        out_text = f.read()
-    reserved = _data_files.open_names(in_text) | _data_files.open_names(out_text)
+    _in_text, reserved, disk_bound = app_templates(project, app_name)
     data.data_files = _data_files.data_inputs(files, reserved)
-    _data_files.check_disk_bound(data.data_files, wu_fields.get("rsc_disk_bound")
-                                 or _data_files.disk_bound_of(in_text))
+    _data_files.check_disk_bound(data.data_files, wu_fields.get("rsc_disk_bound") or disk_bound)
     return data
 
 
-def _job_files(project, name: str, data: bytes) -> list:
+#: (template paths) -> (their stat keys, what app_templates returns)
+_TEMPLATES: dict = {}
+
+
+def app_templates(project, app_name: str) -> tuple:
+    """(input template text, open names both templates use, the input template's
+    disk bound) of the app, read again only when a template file changes: a
+    loop of submit_task(data_files=...) would otherwise read both per call."""
+    from ...templates import template_paths
+
+    paths = template_paths(project.path, app_name)
+    stats = tuple((st.st_mtime_ns, st.st_size, st.st_ino) for st in map(os.stat, paths))
+    cached = _TEMPLATES.get(paths)
+    if cached is not None and cached[0] == stats:
+        return cached[1]
+    texts = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            texts.append(f.read())
+    in_text, out_text = texts
+    reserved = (_data_files.open_names(in_text, "input_template", paths[0])
+                | _data_files.open_names(out_text, "output_template", paths[1]))
+    found = (in_text, frozenset(reserved), _data_files.disk_bound_of(in_text))
+    _TEMPLATES[paths] = (stats, found)
+    return found
+
+
+def _job_files(project, name: str, data: bytes, checked: set) -> list:
     """The files of one workunit: its input document, then its data files (a data
-    file already in the download hierarchy is not read again)."""
+    file already in the download hierarchy, or ``checked`` for an earlier job of
+    this batch, is not read again)."""
     files = [(input_file_name(name), bytes(data))]
     for d in getattr(data, "data_files", ()):
+        if d.physical_name in checked:
+            files.append((d.physical_name, d.path))     # staged with this batch
+            continue
         if os.path.isfile(project.download_path(d.physical_name)):
             files.append(d.physical_name)
             continue
+        checked.add(d.physical_name)
         if _data_files.MD5.md5(d.path)[0] != d.md5:
             raise _data_files.DataFileError(f"data file {d.path} changed while it was being "
                                             f"submitted; submit the task again")
@@ -68,18 +93,14 @@ def create_workunits(project, app: dict, app_name: str, batch_id: int,
     """Create one workunit per ``(name, input bytes)`` in batch ``batch_id`` (whose
     njobs grows by ``len(jobs)``); returns name -> id."""
     from ...boinc.create_work import Job
-    from ...templates import template_paths
 
-    app_template = None
-    built = []
+    built, checked = [], set()
     for name, data in jobs:
         template = None
         if getattr(data, "data_files", ()):
-            if app_template is None:
-                with open(template_paths(project.path, app_name)[0], encoding="utf-8") as f:
-                    app_template = f.read()
-            template = _data_files.input_template_with(app_template, data.data_files)
-        built.append(Job(app=app, files=_job_files(project, name, data), name=name,
+            template = _data_files.input_template_with(app_templates(project, app_name)[0],
+                                                       data.data_files)
+        built.append(Job(app=app, files=_job_files(project, name, data, checked), name=name,
                          input_template=template, fields=dict(wu_fields)))
     result = project.create_batch(built, batch_id=batch_id)
     return {name: wu_id for (name, _data), wu_id in zip(jobs, result.workunit_ids)}

@@ -352,7 +352,8 @@ class RemoteBoincBackend(Backend):
                 raise explain_refusal(exc, self.app_name) from None
             texts = [ET.tostring(templates.find(tag), encoding="unicode")
                      for tag in ("input_template", "output_template")]
-            self._app_templates = (texts[0], open_names(texts[0]) | open_names(texts[1]),
+            self._app_templates = (texts[0], open_names(texts[0], "input_template") |
+                                   open_names(texts[1], "output_template"),
                                    disk_bound_of(texts[0]))
         return self._app_templates
 

@@ -103,6 +103,24 @@ def test_data_files_over_the_disk_bound_are_refused(boinc_world, tmp_path):
     assert [r["name"] for r in w.project.db.query("SELECT name FROM workunit")] == ["toolarge_0"]
 
 
+def test_a_template_rewritten_between_calls_is_read_again(boinc_world, tmp_path):
+    """The app's templates are read once, not per call, but an admin's new
+    template (here a smaller disk bound) counts from the next call on."""
+    w = boinc_world
+    master = boinc_master(w, "retemplate")
+    words = data_file(tmp_path, "words.txt", "a " * 600)
+    before = master.submit_task(tasks.count_in_file, ("a",), data_files=[words])
+    write_app_templates(w.project, "pymwapp", inputs=["input.json"], outputs=["output.json"],
+                        min_quorum=2, target_nresults=2, max_error_results=1,
+                        rsc_disk_bound=1000)
+    after = master.submit_task(tasks.count_in_file, ("a",), data_files=[words])
+    w.volunteers.run_until_done()
+    assert master.get_result(before)[1] == 600
+    with pytest.raises(DataFileError, match="rsc_disk_bound=1000"):
+        master.get_result(after)
+    master.shutdown()
+
+
 def test_reattaching_with_other_data_is_refused(boinc_world, tmp_path):
     w = boinc_world
     words = tmp_path / "words.txt"
